@@ -1,0 +1,1 @@
+"""Broker nodes and cluster metadata: storage, wire protocol, replication, controller."""

@@ -1,0 +1,343 @@
+"""Cluster management in Django admin: broker nodes, topics and partitions, consumer groups."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
+
+from brokers import services
+from brokers.models import Broker, CommittedOffset, ConsumerGroup, GroupMember, Partition, Topic
+from brokers.topic_config import TOPIC_CONFIGS
+from djafka.admin_scoping import TenantScopedAdmin, tenant_of
+from djafka.models import Tenant
+
+
+@admin.register(Broker)
+class BrokerAdmin(admin.ModelAdmin):
+    """Broker nodes register themselves; operators watch their health here."""
+
+    list_display = ["id", "address", "rack", "state", "is_alive", "last_heartbeat_at", "leading"]
+    list_filter = ["state", "rack"]
+    search_fields = ["host", "rack"]
+    readonly_fields = ["id", "host", "port", "rack", "registered_at", "last_heartbeat_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Broker]:
+        return super().get_queryset(request).annotate(_leading=Count("led_partitions"))
+
+    @admin.display(description="address")
+    def address(self, broker: Broker) -> str:
+        return f"{broker.host}:{broker.port}"
+
+    @admin.display(description="healthy", boolean=True)
+    def is_alive(self, broker: Broker) -> bool:
+        return broker.is_alive
+
+    @admin.display(description="partitions led", ordering="_leading")
+    def leading(self, broker: Broker) -> int:
+        return broker._leading
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class PartitionInline(admin.TabularInline):
+    model = Partition
+    extra = 0
+    can_delete = False
+    fields = ["index", "leader", "leader_epoch", "replicas", "isr"]
+    readonly_fields = fields
+
+    @admin.display(description="replicas")
+    def replicas(self, partition: Partition) -> str:
+        return ", ".join(str(i) for i in partition.replica_ids) or "not placed yet"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Partition]:
+        return super().get_queryset(request).prefetch_related("replicas")
+
+    def has_add_permission(self, request: HttpRequest, obj: Topic | None = None) -> bool:
+        return False
+
+
+class ConfigsField(forms.JSONField):
+    """Topic config overrides as a JSON object of Kafka config names."""
+
+    def __init__(self, **kwargs: object):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "help_text",
+            'A JSON object, e.g. {"retention.ms": "3600000"}. Known configs: '
+            + ", ".join(sorted(TOPIC_CONFIGS)),
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value: object) -> dict:
+        configs = super().clean(value) or {}
+        if not isinstance(configs, dict):
+            raise forms.ValidationError("Give a JSON object of config names to values.")
+        return configs
+
+
+class TopicAdminForm(forms.ModelForm):
+    """Create or change a topic; the topic services check it, so admin agrees with Kafka."""
+
+    configs = ConfigsField()
+
+    class Meta:
+        model = Topic
+        fields = ["tenant", "name", "partition_count", "replication_factor", "configs"]
+
+    def __init__(self, *args: object, tenant: Tenant | None = None, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.scoped_tenant = tenant
+        if "tenant" in self.fields:
+            self.fields["tenant"].queryset = Tenant.objects.filter(is_active=True)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        tenant = self.scoped_tenant or data.get("tenant")
+        if self.errors or tenant is None:
+            return data
+        try:
+            if self.instance.pk is None:
+                services.create_topic(
+                    tenant,
+                    data["name"],
+                    data["partition_count"],
+                    data["replication_factor"],
+                    data.get("configs") or {},
+                    validate_only=True,
+                )
+            else:
+                old = Topic.objects.get(pk=self.instance.pk)
+                services.alter_topic_configs(
+                    old,
+                    data.get("configs") or {},
+                    set(old.configs) - set(data.get("configs")),
+                    validate_only=True,
+                )
+                if data["partition_count"] != old.partition_count:
+                    services.add_partitions(old, data["partition_count"], validate_only=True)
+        except services.InvalidTopicConfig as exc:
+            self.add_error("configs", [f"{k}: {v}" for k, v in exc.errors.items()])
+        except services.TopicError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, exc.message)
+        return data
+
+
+class AddPartitionsForm(forms.Form):
+    partition_count = forms.IntegerField(
+        min_value=1, label="New partition count", help_text="The new total for each topic."
+    )
+
+
+@admin.register(Topic)
+class TopicAdmin(TenantScopedAdmin):
+    form = TopicAdminForm
+    list_display = [
+        "name",
+        "tenant",
+        "partition_count",
+        "replication_factor",
+        "leaders",
+        "created_at",
+    ]
+    list_filter = ["tenant", "replication_factor"]
+    search_fields = ["name", "tenant__name"]
+    readonly_fields = ["topic_id", "created_at", "effective_configs_table"]
+    inlines = [PartitionInline]
+    actions = ["add_partitions_action", "delete_topics_action"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Topic]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("tenant")
+            .annotate(_led=Count("partitions__leader"))
+        )
+
+    def get_fields(self, request: HttpRequest, obj: Topic | None = None) -> list:
+        fields = ["tenant", "name", "partition_count", "replication_factor", "configs"]
+        if obj is not None:
+            fields += ["topic_id", "created_at", "effective_configs_table"]
+        if tenant_of(request) is not None:
+            fields.remove("tenant")
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Topic | None = None) -> list:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # Kafka cannot rename a topic, move it or change its replication factor in place.
+            fields += ["name", "replication_factor"]
+            if tenant_of(request) is None:
+                fields.append("tenant")
+        return fields
+
+    def get_form(self, request: HttpRequest, obj: Topic | None = None, **kwargs: object):  # type: ignore[no-untyped-def]
+        form_class = super().get_form(request, obj, **kwargs)
+        tenant = tenant_of(request)
+
+        class ScopedForm(form_class):  # type: ignore[misc, valid-type]
+            def __init__(self, *args: object, **kw: object):
+                super().__init__(*args, tenant=tenant, **kw)
+
+        return ScopedForm
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        # Deleting goes through the topic services; Django's bulk delete would skip them.
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="partitions with a leader", ordering="_led")
+    def leaders(self, topic: Topic) -> str:
+        return f"{topic._led}/{topic.partition_count}"
+
+    @admin.display(description="effective configs")
+    def effective_configs_table(self, topic: Topic) -> str:
+        return format_html_join(
+            "\n",
+            "<div><code>{}</code> = <code>{}</code>{}</div>",
+            (
+                (name, value, " (set on topic)" if name in topic.configs else "")
+                for name, value in sorted(topic.effective_configs.items())
+            ),
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: Topic, form: TopicAdminForm, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        try:
+            if not change:
+                created = services.create_topic(
+                    tenant_of(request) or data["tenant"],
+                    data["name"],
+                    data["partition_count"],
+                    data["replication_factor"],
+                    data.get("configs") or {},
+                )
+                obj.pk = created.pk
+                return
+            old = Topic.objects.get(pk=obj.pk)
+            services.alter_topic_configs(
+                old, data.get("configs") or {}, set(old.configs) - set(data.get("configs") or {})
+            )
+            if data["partition_count"] != old.partition_count:
+                services.add_partitions(old, data["partition_count"])
+        except services.TopicError as exc:  # a concurrent change since the form was checked
+            messages.error(request, exc.message)
+
+    def delete_model(self, request: HttpRequest, obj: Topic) -> None:
+        services.delete_topic(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Topic]) -> None:
+        for topic in queryset:
+            services.delete_topic(topic)
+
+    @admin.action(description="Add partitions to selected topics")
+    def add_partitions_action(
+        self, request: HttpRequest, queryset: QuerySet[Topic]
+    ) -> HttpResponse | None:
+        form = AddPartitionsForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            count = form.cleaned_data["partition_count"]
+            for topic in queryset:
+                try:
+                    services.add_partitions(topic, count)
+                    self.message_user(request, f"{topic.name} now has {count} partitions.")
+                except services.TopicError as exc:
+                    self.message_user(request, f"{topic.name}: {exc.message}", messages.ERROR)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add partitions",
+            "topics": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/brokers/topic/add_partitions.html", context)
+
+    @admin.action(description="Delete selected topics and their records")
+    def delete_topics_action(self, request: HttpRequest, queryset: QuerySet[Topic]) -> None:
+        names = sorted(queryset.values_list("name", flat=True))
+        self.delete_queryset(request, queryset)
+        self.message_user(request, f"Deleted {len(names)} topic(s): {', '.join(names)}.")
+
+
+class GroupMemberInline(admin.TabularInline):
+    model = GroupMember
+    extra = 0
+    can_delete = False
+    fields = [
+        "member_id",
+        "group_instance_id",
+        "client_id",
+        "client_host",
+        "session_timeout_ms",
+        "last_heartbeat_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: ConsumerGroup | None = None) -> bool:
+        return False
+
+
+class CommittedOffsetInline(admin.TabularInline):
+    model = CommittedOffset
+    extra = 0
+    can_delete = False
+    fields = ["topic", "partition", "offset", "leader_epoch", "metadata", "committed_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: ConsumerGroup | None = None) -> bool:
+        return False
+
+
+@admin.register(ConsumerGroup)
+class ConsumerGroupAdmin(TenantScopedAdmin):
+    """Groups are made by their consumers; here they are watched, and deleted when empty."""
+
+    list_display = [
+        "group_id",
+        "tenant",
+        "state",
+        "protocol_name",
+        "generation_id",
+        "member_count",
+        "updated_at",
+    ]
+    list_filter = ["tenant", "state"]
+    search_fields = ["group_id", "tenant__name"]
+    fields = [
+        "tenant",
+        "group_id",
+        "state",
+        "protocol_type",
+        "protocol_name",
+        "generation_id",
+        "leader_member_id",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+    inlines = [GroupMemberInline, CommittedOffsetInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ConsumerGroup]:
+        return super().get_queryset(request).annotate(_members=Count("members"))
+
+    @admin.display(description="members", ordering="_members")
+    def member_count(self, group: ConsumerGroup) -> int:
+        return group._members
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ConsumerGroup | None = None) -> bool:
+        # As Kafka's DeleteGroups: only a group with no members can be deleted.
+        if obj is not None and obj.members.exists():
+            return False
+        return super().has_delete_permission(request, obj)

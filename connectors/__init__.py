@@ -1,0 +1,1 @@
+"""The connectors app (its issue has not come yet: no models or views so far)."""

@@ -1,0 +1,8 @@
+"""The platform app: tenants, API keys, quotas and the dashboard."""
+
+from django.apps import AppConfig
+
+
+class DjafkaConfig(AppConfig):
+    name = "djafka"
+    verbose_name = "Tenants and keys"

@@ -1,0 +1,29 @@
+"""URL routes: admin, the REST API under /api/v1/, its schema and docs, and the pages."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from djafka import views
+from djafka.api import ApiKeyViewSet, WhoAmIView
+from djafka.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+router.register("keys", ApiKeyViewSet, basename="apikey")
+
+api_v1 = [
+    path("whoami", WhoAmIView.as_view(), name="whoami"),
+    path("", include(router.urls)),
+    path("", include("brokers.api.urls")),
+]
+
+public = {"authentication_classes": [], "permission_classes": []}
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="redoc"),
+]

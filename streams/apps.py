@@ -1,0 +1,7 @@
+"""App config for streams."""
+
+from django.apps import AppConfig
+
+
+class StreamsConfig(AppConfig):
+    name = "streams"
