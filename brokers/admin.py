@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html_join
 
-from brokers import services
+from brokers import services, tasks
 from brokers.models import Broker, CommittedOffset, ConsumerGroup, GroupMember, Partition, Topic
 from brokers.topic_config import TOPIC_CONFIGS
 from djafka.admin_scoping import TenantScopedAdmin, tenant_of
@@ -22,6 +22,21 @@ class BrokerAdmin(admin.ModelAdmin):
     list_filter = ["state", "rack"]
     search_fields = ["host", "rack"]
     readonly_fields = ["id", "host", "port", "rack", "registered_at", "last_heartbeat_at"]
+    actions = ["run_log_maintenance", "reload_metadata"]
+
+    @admin.action(description="Apply retention and compaction now")
+    def run_log_maintenance(self, request: HttpRequest, queryset: QuerySet[Broker]) -> None:
+        self._send(request, queryset, tasks.run_log_maintenance)
+
+    @admin.action(description="Reload metadata now")
+    def reload_metadata(self, request: HttpRequest, queryset: QuerySet[Broker]) -> None:
+        self._send(request, queryset, tasks.reload_metadata)
+
+    def _send(self, request: HttpRequest, queryset: QuerySet[Broker], task: object) -> None:
+        ids = list(queryset.values_list("id", flat=True))
+        for broker_id in ids:
+            tasks.send_to_broker(task, broker_id)
+        self.message_user(request, f"Sent to broker node(s) {', '.join(map(str, ids))}.")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Broker]:
         return super().get_queryset(request).annotate(_leading=Count("led_partitions"))

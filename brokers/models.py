@@ -3,6 +3,7 @@
 The database is the metadata quorum (as ZooKeeper was for Kafka); record bytes never live here.
 """
 
+import base64
 import uuid
 from datetime import timedelta
 
@@ -235,3 +236,41 @@ class CommittedOffset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group.group_id} {self.topic.name}-{self.partition}@{self.offset}"
+
+
+class ClusterState(models.Model):
+    """The one row of cluster-wide state: id, metadata version, and the controller's lease.
+
+    Every metadata change bumps ``metadata_version`` in its own transaction, so a broker node
+    learns of a change by reading one integer. The controller holds its lease by
+    compare-and-set on ``controller_epoch``, as Kafka fences a stale controller by its epoch.
+    """
+
+    cluster_id = models.CharField(max_length=64)
+    metadata_version = models.BigIntegerField(default=0)
+    controller = models.CharField(max_length=255, blank=True, default="")
+    controller_epoch = models.BigIntegerField(default=0)
+    controller_lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "cluster state"
+
+    def __str__(self) -> str:
+        return f"cluster {self.cluster_id} (metadata v{self.metadata_version})"
+
+    @classmethod
+    def get(cls) -> "ClusterState":
+        state, _ = cls.objects.get_or_create(pk=1, defaults={"cluster_id": new_cluster_id()})
+        return state
+
+    @classmethod
+    def bump_metadata_version(cls) -> None:
+        """Mark metadata changed; call inside the transaction that changes it."""
+        updated = cls.objects.filter(pk=1).update(metadata_version=models.F("metadata_version") + 1)
+        if not updated:
+            cls.get()
+
+
+def new_cluster_id() -> str:
+    """A cluster id as Kafka makes them: a random UUID in URL-safe base64, 22 characters."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")

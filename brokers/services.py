@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from brokers.controller.placement import BrokerSlot, PlacementError, assign_replicas
-from brokers.models import Broker, Partition, Replica, Topic
+from brokers.models import Broker, ClusterState, Partition, Replica, Topic
 from brokers.topic_config import (
     TOPIC_CONFIGS,
     InvalidConfig,
@@ -119,7 +119,8 @@ def _place_partitions(topic: Topic, first: int, count: int) -> None:
             index=index,
             leader_id=replicas[0] if replicas else None,
             leader_epoch=0,
-            isr=replicas,
+            # Followers join the ISR once they have caught up with the leader.
+            isr=replicas[:1],
         )
         Replica.objects.bulk_create(
             Replica(partition=partition, broker_id=broker_id, position=position)
@@ -176,6 +177,7 @@ def create_topic(
                 return topic
             topic.save()
             _place_partitions(topic, 0, partition_count)
+            ClusterState.bump_metadata_version()
     except IntegrityError as exc:
         # Another request created the same name between our check and our insert.
         raise TopicAlreadyExists(f"Topic '{name}' already exists.") from exc
@@ -200,6 +202,7 @@ def add_partitions(topic: Topic, new_total: int, validate_only: bool = False) ->
         topic.partition_count = new_total
         topic.save(update_fields=["partition_count"])
         _place_partitions(topic, first, adding)
+        ClusterState.bump_metadata_version()
     return topic
 
 
@@ -224,9 +227,12 @@ def alter_topic_configs(
         topic.configs.update(clean)
         if not validate_only:
             topic.save(update_fields=["configs"])
+            ClusterState.bump_metadata_version()
     return topic
 
 
 def delete_topic(topic: Topic) -> None:
     """Delete a topic's metadata; broker nodes drop the replicas of topics that are gone."""
-    Topic.objects.filter(pk=topic.pk).delete()
+    with transaction.atomic():
+        Topic.objects.filter(pk=topic.pk).delete()
+        ClusterState.bump_metadata_version()

@@ -9,3 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djafka.settings")
 app = Celery("djafka")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Broker nodes are workers started with --broker-id (see brokers/node/bootstep.py).
+from brokers.node.bootstep import install as install_broker_node  # noqa: E402
+
+install_broker_node(app)

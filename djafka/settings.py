@@ -154,13 +154,14 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
 else:
-    for sub in ("queue", "processed", "results"):
+    for sub in ("queue", "processed", "results", "control"):
         (CELERY_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_DIR / "queue"),
         "data_folder_out": str(CELERY_DIR / "queue"),
         "processed_folder": str(CELERY_DIR / "processed"),
+        "control_folder": str(CELERY_DIR / "control"),
         "store_processed": False,
     }
     CELERY_RESULT_BACKEND = f"file://{CELERY_DIR / 'results'}"
@@ -187,7 +188,15 @@ DJAFKA_DATA_DIR = Path(os.environ.get("DJAFKA_DATA_DIR", VAR_DIR / "data")).reso
 DJAFKA_API_KEY_PREFIX = "dfk_"
 # How often an API key's last-used time is written at most, to keep reads free of writes.
 DJAFKA_KEY_LAST_USED_RESOLUTION_S = int(os.environ.get("DJAFKA_KEY_LAST_USED_RESOLUTION_S", "60"))
-# Kafka's own limit for a topic name.
+# Kafka listeners ask for SASL/PLAIN with a tenant's API key. For local use only, naming a
+# tenant here opens them: every connection then acts for that tenant without credentials.
+DJAFKA_KAFKA_OPEN_TENANT = os.environ.get("DJAFKA_KAFKA_OPEN_TENANT", "")
+# How often broker nodes apply retention and compaction (Kafka's
+# log.retention.check.interval.ms is 5 minutes).
+DJAFKA_LOG_MAINTENANCE_INTERVAL_S = float(
+    os.environ.get("DJAFKA_LOG_MAINTENANCE_INTERVAL_S", "300")
+)
+DJAFKA_AUTO_CREATE_TOPICS = env_bool("DJAFKA_AUTO_CREATE_TOPICS", True)
 DJAFKA_MAX_PARTITIONS_PER_TOPIC = int(os.environ.get("DJAFKA_MAX_PARTITIONS_PER_TOPIC", "1000"))
 
 # --- REST API.
@@ -230,3 +239,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJAFKA_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Controller: Celery beat sends a tick a second to the `controller` queue.
+CELERY_BEAT_SCHEDULE = {
+    "controller-tick": {
+        "task": "brokers.controller_tick",
+        "schedule": float(os.environ.get("DJAFKA_CONTROLLER_TICK_S", "1")),
+        "options": {"queue": "controller", "expires": 5},
+    },
+}
+CELERY_TASK_ROUTES = {"brokers.controller_tick": {"queue": "controller"}}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -13,12 +13,15 @@ class FileSlice:
     """`length` bytes of the open file `fd` from `offset`: a segment's batches, sent with sendfile.
 
     The fd stays owned by whoever opened it (the log manager); the server neither closes it nor
-    moves its file position (it uses `os.sendfile` with an explicit offset).
+    moves its file position (it uses `os.sendfile` with an explicit offset). `owner` is kept
+    referenced until the response is written: the log's Segment, whose fd stays open while
+    something holds it, even if retention deletes the segment meanwhile.
     """
 
     fd: int
     offset: int
     length: int
+    owner: object = None
 
     def __len__(self) -> int:
         return self.length

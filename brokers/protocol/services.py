@@ -11,9 +11,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .chunks import FileSlice
+
+if TYPE_CHECKING:
+    from .group_services import GroupCoordinator
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,8 @@ class AppendResult:
     base_offset: int = -1
     log_append_time_ms: int = -1
     log_start_offset: int = -1
+    error_message: str | None = None
+    """The reason for an error, for ProduceResponse's error_message (v8+)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +206,14 @@ class LogManager(Protocol):
         fetch_offset: int,
         max_bytes: int,
         read_committed: bool,
+        current_leader_epoch: int = -1,
+        min_one_batch: bool = True,
     ) -> ReadResult:
-        """Batches from `fetch_offset`, at most `max_bytes` (at least one batch, as Kafka)."""
+        """Batches from `fetch_offset`, at most `max_bytes`.
+
+        With `min_one_batch` a first batch larger than `max_bytes` is returned whole (KIP-74);
+        a `current_leader_epoch` other than -1 is checked against the leader's (KIP-320).
+        """
         ...
 
     async def list_offset(
@@ -239,6 +250,8 @@ class BrokerServices(Protocol):
     metadata: MetadataView
     log: LogManager
     admin: AdminService
+    groups: GroupCoordinator
+    """Consumer groups (FindCoordinator, JoinGroup, ... OffsetFetch): see group_services.py."""
     auto_create_topics_enable: bool
     """Kafka's auto.create.topics.enable: Metadata may create a missing topic when asked."""
 

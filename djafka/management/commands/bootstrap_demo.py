@@ -20,14 +20,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="Where web listens.")
+        parser.add_argument("--brokers", type=int, default=1, help="Broker nodes being started.")
+        parser.add_argument("--kafka-port", type=int, default=9092, help="First broker's port.")
 
     @transaction.atomic
-    def handle(self, *args: object, url: str, **options: object) -> None:
+    def handle(
+        self, *args: object, url: str, brokers: int, kafka_port: int, **options: object
+    ) -> None:
         tenant, _ = Tenant.objects.get_or_create(
             name=DEMO_TENANT, defaults={"display_name": "Demo tenant"}
         )
         User = get_user_model()
-        lines = [f"Djafka is starting at {url}/ (admin: {url}/admin/, API docs: {url}/api/docs/)"]
+        bootstrap = ",".join(f"127.0.0.1:{kafka_port + i}" for i in range(brokers))
+        lines = [
+            f"Djafka is starting at {url}/ (admin: {url}/admin/, API docs: {url}/api/docs/)",
+            f"Kafka bootstrap servers: {bootstrap} (SASL_PLAINTEXT, mechanism PLAIN)",
+        ]
         if not User.objects.filter(username="admin").exists():
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser("admin", "admin@localhost", password)
@@ -41,6 +49,10 @@ class Command(BaseCommand):
         if existing is None:
             issued = ApiKey.issue(tenant, DEMO_KEY_NAME)
             lines.append(f"Demo tenant API key (shown once): {issued.token}")
+            lines.append(
+                f"  Kafka clients: sasl username {issued.api_key.prefix}, "
+                f"password {issued.secret}"
+            )
             lines.append(
                 f"  try: curl -H 'Authorization: Bearer {issued.token}' -H "
                 f'\'Content-Type: application/json\' -d \'{{"name": "orders", '

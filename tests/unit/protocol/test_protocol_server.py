@@ -34,7 +34,7 @@ from brokers.protocol.fetch_encoder import (
 )
 from brokers.protocol.registry import ApiHandler, Registry
 
-REGISTERED = {(3, 0, 12), (17, 0, 1), (18, 0, 4), (36, 0, 2)}
+REGISTERED = {(h.api_key, h.min_version, h.max_version) for h in registry_with_metadata()}
 
 
 def api_versions_request(version: int = 3) -> Any:

@@ -42,7 +42,7 @@ def test_create_topic_places_partitions_on_live_brokers(api):
     for partition in body["partitions"]:
         assert len(partition["replicas"]) == 2
         assert partition["leader"] == partition["replicas"][0]
-        assert partition["isr"] == partition["replicas"]
+        assert partition["isr"] == [partition["leader"]]
     assert sorted(p["leader"] for p in body["partitions"]) == [1, 1, 2, 2, 3, 3]
 
 

@@ -1,0 +1,160 @@
+"""A real Djafka cluster for integration tests: its own database, controller and broker nodes.
+
+Every process is started as the README starts it (`manage.py broker_node`, the controller's
+Celery worker with beat), against a fresh database: a SQLite file in a temp dir, or a new
+PostgreSQL database when DATABASE_URL points at PostgreSQL.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+
+from tests.integration.conftest import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def fresh_database(var_dir: Path) -> Iterator[str]:
+    """A DATABASE_URL for an empty database, dropped afterwards."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        yield f"sqlite:///{var_dir / 'cluster.sqlite3'}"
+        return
+    parts = urlparse(url)
+    name = f"djafka_it_{uuid.uuid4().hex[:12]}"
+    admin_url = urlunparse(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunparse(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20) -> int | None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        return self.popen.returncode
+
+
+@dataclass
+class Cluster:
+    """Processes of one test cluster and the environment they share."""
+
+    var_dir: Path
+    env: dict[str, str]
+    processes: dict[str, Process] = field(default_factory=dict)
+    broker_ports: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self.broker_ports.values())
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against this cluster's database; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"manage.py {' '.join(args)} failed:\n{done.stderr}")
+        return done.stdout
+
+    def spawn(self, name: str, argv: list[str]) -> Process:
+        log_path = self.var_dir / f"{name}.log"
+        popen = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=log_path.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        process = Process(name, popen, log_path)
+        self.processes[name] = process
+        return process
+
+    def start_controller(self) -> Process:
+        return self.spawn(
+            "controller",
+            [sys.executable, "-m", "celery", "-A", "djafka", "worker", "--beat", "-Q",
+             "controller", "--pool", "solo", "--hostname", f"controller-{uuid.uuid4().hex[:6]}@%h",
+             "--without-mingle", "--without-gossip", "--loglevel", "INFO",
+             "--schedule", str(self.var_dir / "beat-schedule")],
+        )
+
+    def start_broker(self, broker_id: int, port: int | None = None) -> Process:
+        port = port or self.broker_ports.get(broker_id) or free_port()
+        self.broker_ports[broker_id] = port
+        process = self.spawn(
+            f"broker{broker_id}",
+            [sys.executable, "manage.py", "broker_node", "--id", str(broker_id), "--port",
+             str(port)],
+        )
+        wait_for(lambda: self._is_listening(process, port), 60, f"broker {broker_id} listening")
+        return process
+
+    def _is_listening(self, process: Process, port: int) -> bool:
+        import socket
+
+        if process.popen.poll() is not None:
+            raise AssertionError(f"{process.name} exited:\n{process.log()}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"===== {p.name}\n{p.log()[-6000:]}" for p in self.processes.values())
+
+
+@contextmanager
+def running_cluster(tmp_dir: Path, broker_count: int = 3) -> Iterator[Cluster]:
+    """A migrated database, a controller and ``broker_count`` broker nodes, all stopped after."""
+    var_dir = tmp_dir / "var"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with fresh_database(var_dir) as database_url:
+        env = {
+            **os.environ,
+            "DJAFKA_VAR_DIR": str(var_dir),
+            "DATABASE_URL": database_url,
+            "DJAFKA_CONTROLLER_TICK_S": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        }
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        cluster = Cluster(var_dir, env)
+        cluster.manage("migrate", "--noinput", "-v0")
+        try:
+            cluster.start_controller()
+            for broker_id in range(1, broker_count + 1):
+                cluster.start_broker(broker_id)
+            yield cluster
+        except BaseException:
+            print(cluster.logs())
+            raise
+        finally:
+            cluster.stop()
