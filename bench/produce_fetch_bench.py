@@ -2,9 +2,12 @@
 
 Run from the repository root: .venv/bin/python bench/produce_fetch_bench.py [--records N]
 
-In one process: a KafkaServer with Metadata, Produce, Fetch and ListOffsets over a
-ReplicaLogManager and real PartitionLogs in a temporary data dir (no Django), in a thread of its
-own, as a broker node runs it. confluent-kafka produces N records of 100 bytes (acks=1,
+First a real broker node (`manage.py broker_node`, a Celery worker, with the controller, on
+SQLite, SASL/PLAIN with an API key) as `./dev run` starts it. Then, in this process: a
+KafkaServer with Metadata, Produce, Fetch and ListOffsets over a ReplicaLogManager and real
+PartitionLogs in a temporary data dir (no Django), in a thread of its own, as a broker node
+runs it (the client shares this process's GIL, so this figure is the lower one).
+confluent-kafka produces N records of 100 bytes (acks=1,
 linger.ms=5, batch.size=1000000, no compression), then a consumer assigned to the partitions
 reads them all back. The same client and settings then run against Tansu (a Kafka broker in
 Rust, memory storage; /work/shared/peers/tansu), and redis-py runs the same N through a Redis
@@ -149,9 +152,29 @@ def tansu_broker(partitions: int) -> Iterator[str]:
 # --- the client workload -------------------------------------------------------------------
 
 
-def produce(bootstrap: str, count: int) -> float:
+@contextlib.contextmanager
+def djafka_node(partitions: int) -> Iterator[tuple[str, dict]]:
+    """A real broker-node process (and the controller) as `./dev run` starts them, on SQLite."""
+    from tests.integration.cluster import running_cluster
+
+    with tempfile.TemporaryDirectory() as tmp, running_cluster(Path(tmp), 1) as cluster:
+        token = cluster.manage("issue_api_key", TENANT, "--create").strip()
+        username, password = token.split(".", 1)
+        sasl = {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": username,
+            "sasl.password": password,
+        }
+        admin = AdminClient({**sasl, "bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, num_partitions=partitions)])[TOPIC].result(30)
+        yield cluster.bootstrap, sasl
+
+
+def produce(bootstrap: str, count: int, extra: dict | None = None) -> float:
     """Seconds to produce `count` records and have every delivery acknowledged."""
     producer = Producer({
+        **(extra or {}),
         "bootstrap.servers": bootstrap,
         "acks": 1,
         "linger.ms": 5,
@@ -184,9 +207,10 @@ def produce(bootstrap: str, count: int) -> float:
     return elapsed
 
 
-def consume(bootstrap: str, count: int, partitions: int) -> float:
+def consume(bootstrap: str, count: int, partitions: int, extra: dict | None = None) -> float:
     """Seconds to read `count` records from offset 0 of every partition."""
     consumer = Consumer({
+        **(extra or {}),
         "bootstrap.servers": bootstrap,
         "group.id": f"bench-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False,
@@ -271,10 +295,20 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the produce phase")
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--no-tansu", action="store_true")
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="skip the broker-node process; measure only the listener in this process",
+    )
     args = parser.parse_args()
     count, partitions = args.records, args.partitions
     rows = []
     profile_text = ""
+    if not args.in_process:
+        with djafka_node(partitions) as (bootstrap, sasl):
+            produce_s = produce(bootstrap, count, sasl)
+            consume_s = consume(bootstrap, count, partitions, sasl)
+        rows.append(row("djafka broker node (process, SASL)", count, produce_s, consume_s))
+        print(rows[-1], flush=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as data_dir:
         with djafka_broker(Path(data_dir), partitions) as (bootstrap, _, loop):
             if args.profile:
@@ -282,7 +316,7 @@ def main() -> None:
             else:
                 produce_s = produce(bootstrap, count)
             consume_s = consume(bootstrap, count, partitions)
-        rows.append(row("djafka (this listener + log)", count, produce_s, consume_s))
+        rows.append(row("djafka listener + log in this process", count, produce_s, consume_s))
         print(rows[-1], flush=True)
     if not args.no_tansu:
         try:

@@ -2,12 +2,17 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html_join
 
 from brokers import services, tasks
+from brokers.api import wire
+from brokers.api.groups import committed_with_lag
 from brokers.models import Broker, CommittedOffset, ConsumerGroup, GroupMember, Partition, Topic
 from brokers.topic_config import TOPIC_CONFIGS
 from djafka.admin_scoping import TenantScopedAdmin, tenant_of
@@ -312,9 +317,17 @@ class CommittedOffsetInline(admin.TabularInline):
         return False
 
 
+class ResetOffsetsToTimeForm(forms.Form):
+    timestamp = forms.SplitDateTimeField(
+        label="Time (UTC)",
+        help_text="Each partition resumes at its first record at or after this time, or at "
+        "its log end if there is none.",
+    )
+
+
 @admin.register(ConsumerGroup)
 class ConsumerGroupAdmin(TenantScopedAdmin):
-    """Groups are made by their consumers; here they are watched, and deleted when empty."""
+    """Groups are made by their consumers; here they are watched, reset when empty, deleted."""
 
     list_display = [
         "group_id",
@@ -337,9 +350,17 @@ class ConsumerGroupAdmin(TenantScopedAdmin):
         "leader_member_id",
         "created_at",
         "updated_at",
+        "lag_table",
     ]
     readonly_fields = fields
     inlines = [GroupMemberInline, CommittedOffsetInline]
+    actions = [
+        "reset_offsets_to_earliest",
+        "reset_offsets_to_latest",
+        "reset_offsets_to_time",
+    ]
+    # A group page must render while brokers are down: the log end offsets wait this long.
+    lag_timeout_s = 2.0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConsumerGroup]:
         return super().get_queryset(request).annotate(_members=Count("members"))
@@ -347,6 +368,17 @@ class ConsumerGroupAdmin(TenantScopedAdmin):
     @admin.display(description="members", ordering="_members")
     def member_count(self, group: ConsumerGroup) -> int:
         return group._members
+
+    @admin.display(description="lag")
+    def lag_table(self, group: ConsumerGroup) -> str:
+        rows = committed_with_lag(group.tenant, group, timeout_s=self.lag_timeout_s)
+        if not rows:
+            return "No committed offsets."
+        return render_to_string(
+            "admin/brokers/consumergroup/lag_table.html",
+            {"rows": rows, "total": sum(r["lag"] or 0 for r in rows),
+             "unknown": any(r["lag"] is None for r in rows)},
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -356,3 +388,80 @@ class ConsumerGroupAdmin(TenantScopedAdmin):
         if obj is not None and obj.members.exists():
             return False
         return super().has_delete_permission(request, obj)
+
+    @admin.action(description="Reset offsets to earliest (empty groups only)")
+    def reset_offsets_to_earliest(
+        self, request: HttpRequest, queryset: QuerySet[ConsumerGroup]
+    ) -> None:
+        self._reset_offsets(request, queryset, wire.EARLIEST_TIMESTAMP, "the earliest offsets")
+
+    @admin.action(description="Reset offsets to latest (empty groups only)")
+    def reset_offsets_to_latest(
+        self, request: HttpRequest, queryset: QuerySet[ConsumerGroup]
+    ) -> None:
+        self._reset_offsets(request, queryset, wire.LATEST_TIMESTAMP, "the log end offsets")
+
+    @admin.action(description="Reset offsets to a time (empty groups only)")
+    def reset_offsets_to_time(
+        self, request: HttpRequest, queryset: QuerySet[ConsumerGroup]
+    ) -> HttpResponse | None:
+        form = ResetOffsetsToTimeForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            moment = form.cleaned_data["timestamp"]
+            timestamp_ms = int(moment.timestamp() * 1000)
+            self._reset_offsets(request, queryset, timestamp_ms, f"{moment:%Y-%m-%d %H:%M:%S}")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reset offsets to a time",
+            "groups": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/brokers/consumergroup/reset_offsets_to_time.html", context
+        )
+
+    def _reset_offsets(
+        self, request: HttpRequest, queryset: QuerySet[ConsumerGroup], timestamp: int, to: str
+    ) -> None:
+        """As kafka-consumer-groups --reset-offsets --all-topics --execute: every partition of
+        each topic the group has committed offsets for, and only while the group is Empty."""
+        for group in queryset.select_related("tenant"):
+            if group.state != ConsumerGroup.State.EMPTY or group.members.exists():
+                self.message_user(
+                    request,
+                    f"{group.group_id}: offsets can only be reset while the group is Empty "
+                    f"(it is {group.state}); stop its consumers first.",
+                    messages.ERROR,
+                )
+                continue
+            topics = Topic.objects.filter(committed_offsets__group=group).distinct()
+            partitions = {t.name: list(range(t.partition_count)) for t in topics}
+            if not partitions:
+                self.message_user(request, f"{group.group_id}: no committed offsets to reset.",
+                                  messages.WARNING)
+                continue
+            try:
+                found = wire.list_offsets(group.tenant.name, partitions, timestamp)
+                ends = (
+                    wire.list_offsets(group.tenant.name, partitions, wire.LATEST_TIMESTAMP)
+                    if timestamp >= 0 else found
+                )
+            except wire.WireError as exc:
+                self.message_user(request, f"{group.group_id}: {exc.message}", messages.ERROR)
+                continue
+            now = timezone.now()
+            with transaction.atomic():
+                for topic in topics:
+                    for partition in partitions[topic.name]:
+                        offset = found[topic.name, partition]
+                        if offset < 0:  # no record at or after the time: the log end
+                            offset = ends[topic.name, partition]
+                        CommittedOffset.objects.update_or_create(
+                            group=group, topic=topic, partition=partition,
+                            defaults={"offset": offset, "leader_epoch": -1, "metadata": "",
+                                      "committed_at": now},
+                        )
+            self.message_user(request, f"{group.group_id}: offsets reset to {to}.")

@@ -251,6 +251,11 @@ class ClusterState(models.Model):
     controller = models.CharField(max_length=255, blank=True, default="")
     controller_epoch = models.BigIntegerField(default=0)
     controller_lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_producer_id = models.BigIntegerField(
+        default=0,
+        help_text="The first producer id no broker node has claimed yet (InitProducerId): nodes "
+        "claim blocks from here, advanced atomically, as Kafka's ProducerIdManager does.",
+    )
 
     class Meta:
         verbose_name = "cluster state"

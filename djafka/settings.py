@@ -117,7 +117,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-djafka.sqlite3")}
+    # Tests whose server threads share the database need a file (SQLite's shared in-memory
+    # cache locks whole tables); one per test process, so parallel runs never meet.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-djafka-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -250,3 +252,20 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TASK_ROUTES = {"brokers.controller_tick": {"queue": "controller"}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- REST data plane: the web tier produces and reads records over the Kafka protocol.
+# Where the web tier reaches broker nodes ("host:port,..."); unset: the live Broker rows.
+DJAFKA_KAFKA_BOOTSTRAP = os.environ.get("DJAFKA_KAFKA_BOOTSTRAP", "")
+DJAFKA_REST_MAX_RECORDS_PER_REQUEST = int(
+    os.environ.get("DJAFKA_REST_MAX_RECORDS_PER_REQUEST", "10000")
+)
+DJAFKA_REST_MAX_REQUEST_BYTES = int(
+    os.environ.get("DJAFKA_REST_MAX_REQUEST_BYTES", str(16 * 1024 * 1024))
+)
+DJAFKA_REST_PRODUCE_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_PRODUCE_TIMEOUT_MS", "30000"))
+DJAFKA_REST_PRODUCE_LINGER_MS = float(os.environ.get("DJAFKA_REST_PRODUCE_LINGER_MS", "2"))
+DJAFKA_REST_MAX_POLL_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_MAX_POLL_TIMEOUT_MS", "30000"))
+DJAFKA_REST_METADATA_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_METADATA_TIMEOUT_MS", "10000"))
+DJAFKA_REST_IDLE_CONSUMERS_PER_TENANT = int(
+    os.environ.get("DJAFKA_REST_IDLE_CONSUMERS_PER_TENANT", "8")
+)

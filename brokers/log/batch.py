@@ -65,6 +65,9 @@ class BatchInfo(NamedTuple):
     records_count: int
     max_timestamp: int
     attributes: int
+    producer_id: int = -1
+    producer_epoch: int = -1
+    base_sequence: int = -1
 
 
 def validate_batches(data: memoryview, max_message_bytes: int) -> list[BatchInfo]:
@@ -80,9 +83,8 @@ def validate_batches(data: memoryview, max_message_bytes: int) -> list[BatchInfo
     while position < end:
         if end - position < HEADER_BYTES:
             raise CorruptRecordException("records end inside a batch header")
-        (_, length, _, magic, crc, attributes, last_delta, _, max_ts, _, _, _, count) = (
-            HEADER.unpack_from(data, position)
-        )
+        (_, length, _, magic, crc, attributes, last_delta, _, max_ts, producer_id,
+         producer_epoch, base_sequence, count) = HEADER.unpack_from(data, position)
         size = length + LOG_OVERHEAD
         if magic != MAGIC:
             raise CorruptRecordException(f"magic {magic} is not 2 (RecordBatch v2)")
@@ -102,7 +104,12 @@ def validate_batches(data: memoryview, max_message_bytes: int) -> list[BatchInfo
             raise InvalidRecordException(
                 f"records count {count} disagrees with lastOffsetDelta {last_delta}"
             )
-        batches.append(BatchInfo(position, size, last_delta, count, max_ts, attributes))
+        if producer_id >= 0 and base_sequence < 0:
+            # LogValidator: an idempotent producer numbers every batch it sends.
+            raise InvalidRecordException(
+                f"producer {producer_id} sent a batch without a sequence number")
+        batches.append(BatchInfo(position, size, last_delta, count, max_ts, attributes,
+                                 producer_id, producer_epoch, base_sequence))
         position += size
     return batches
 

@@ -47,3 +47,25 @@ class InvalidRecordException(LogError):
     """The batch is well formed but breaks a rule (record count, offset range, key, ...)."""
 
     error_code = 87
+
+
+class OutOfOrderSequenceException(LogError):
+    """An idempotent producer's batch does not continue its last sequence number (KIP-98)."""
+
+    error_code = 45
+
+
+class InvalidProducerEpochException(LogError):
+    """An idempotent producer's batch carries an epoch older than the partition has seen.
+
+    Kafka 2.7+ answers INVALID_PRODUCER_EPOCH (KIP-588) where it used to answer PRODUCER_FENCED.
+    """
+
+    error_code = 47
+
+
+class UnknownProducerIdException(LogError):
+    """The partition has no state for the producer id (Kafka before 2.5; KIP-360 accepts such a
+    batch instead, and so does this log: defined for completeness of the codes)."""
+
+    error_code = 59

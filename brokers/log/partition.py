@@ -30,6 +30,7 @@ from brokers.log.errors import (
     OffsetOutOfRangeException,
     RecordBatchTooLargeException,
 )
+from brokers.log.producer_state import BatchMetadata, ProducerStateManager
 from brokers.log.segment import Segment
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class AppendInfo:
     offset_of_max_timestamp: int
     records_count: int
     valid_bytes: int
+    is_duplicate: bool = False
+    """A retried batch of an idempotent producer: nothing was written, the offsets are its
+    first copy's (Kafka answers such a retry with success and those offsets)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,9 @@ class PartitionLog:
         self._unflushed_messages = 0
         self._last_flush_ms = clock()
         self._write_checkpoint(checkpoint.RECOVERY_POINT, self._recovery_point)
+        self._producer_state = ProducerStateManager()
+        self.producer_state_headers_read = self._producer_state.load(
+            self._segments, self._log_start_offset, clock())
 
     # --- state -----------------------------------------------------------------------------
 
@@ -147,6 +154,11 @@ class PartitionLog:
     @property
     def segments(self) -> tuple[Segment, ...]:
         return self._segments
+
+    @property
+    def producer_state(self) -> ProducerStateManager:
+        """Idempotent producers' epochs and last batches (the writer's, under its lock)."""
+        return self._producer_state
 
     @property
     def size_in_bytes(self) -> int:
@@ -181,6 +193,10 @@ class PartitionLog:
 
         Only headers are touched: baseOffset and partitionLeaderEpoch (outside the CRC), and
         for LogAppendTime the timestamp-type bit and maxTimestamp (then the CRC is redone).
+        Batches of an idempotent producer (producer id >= 0) are checked against its state
+        (brokers.log.producer_state): a retried batch is not written again and the answer is its
+        first copy's offsets (``is_duplicate``); a sequence gap raises
+        OutOfOrderSequenceException, a fenced epoch InvalidProducerEpochException.
         """
         view = memoryview(data).cast("B")
         batches = b.validate_batches(view, self.config.max_message_bytes)
@@ -194,14 +210,32 @@ class PartitionLog:
             pieces: list[Any] = []
             tracked = []
             count = 0
+            producers = None
             for info in batches:
                 last = offset + info.last_offset_delta
+                max_timestamp = now if log_append_time >= 0 else info.max_timestamp
+                if info.producer_id >= 0:
+                    if producers is None:
+                        producers = self._producer_state.begin_append()
+                    duplicate = producers.check(
+                        info.producer_id, info.producer_epoch, info.base_sequence,
+                        info.last_offset_delta, offset, max_timestamp)
+                    if duplicate is not None:  # Kafka: the whole append answers the duplicate
+                        return self._duplicate_info(duplicate, log_append_time >= 0)
                 pieces += b.rewrite_for_append(view, info, offset, leader_epoch, log_append_time)
-                tracked.append((info.size, last, now if log_append_time >= 0
-                                else info.max_timestamp))
+                tracked.append((info.size, last, max_timestamp))
                 count += info.records_count
                 offset = last + 1
-            return self._write(pieces, tracked, first, count, len(view), log_append_time)
+            appended = self._write(pieces, tracked, first, count, len(view), log_append_time)
+            if producers is not None:
+                self._producer_state.commit(producers)
+            return appended
+
+    def _duplicate_info(self, duplicate: BatchMetadata, is_log_append_time: bool) -> AppendInfo:
+        return AppendInfo(
+            duplicate.first_offset, duplicate.last_offset,
+            duplicate.max_timestamp if is_log_append_time else -1, self._log_start_offset,
+            duplicate.max_timestamp, duplicate.last_offset, 0, 0, is_duplicate=True)
 
     def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendInfo:
         """Append batches fetched from the leader as they are (offsets and epochs kept)."""
@@ -212,6 +246,7 @@ class PartitionLog:
             expected = self._log_end_offset
             tracked = []
             count = 0
+            replicated = []
             for info in batches:
                 base = b.INT64.unpack_from(view, info.position)[0]
                 if base < expected:
@@ -220,7 +255,14 @@ class PartitionLog:
                 expected = base + info.last_offset_delta + 1
                 tracked.append((info.size, expected - 1, info.max_timestamp))
                 count += info.records_count
-            return self._write([view], tracked, first, count, len(view), -1)
+                if info.producer_id >= 0:
+                    replicated.append((info.producer_id, info.producer_epoch,
+                                       info.base_sequence, base, expected - 1,
+                                       info.max_timestamp))
+            appended = self._write([view], tracked, first, count, len(view), -1)
+            for producer in replicated:  # the leader checked them; a follower only records
+                self._producer_state.replay(*producer)
+            return appended
 
     def append_records(self, batch_records: Iterable[Any], leader_epoch: int,
                        compression_type: str = "none") -> AppendInfo:
@@ -287,12 +329,16 @@ class PartitionLog:
             self._last_flush_ms = self._clock()
 
     def close(self) -> None:
-        """Flush everything and close the files (a clean shutdown: no recovery next open)."""
+        """Flush everything and let the files go (a clean shutdown: no recovery next open).
+
+        Each segment's fd closes when nothing holds the segment any more: at once, unless a
+        fetch response is still sending from it.
+        """
         with self._lock:
             self.flush()
             self._write_checkpoint(checkpoint.LOG_START_OFFSET, self._log_start_offset)
             for segment in self._segments:
-                segment.close()
+                segment.release()  # fds close when no in-flight fetch holds them
 
     def update_config(self, config: LogConfig) -> None:
         """Apply changed topic configs (the next append, roll or retention run obeys them)."""
@@ -303,7 +349,7 @@ class PartitionLog:
         """Remove the replica: close every file and delete the folder."""
         with self._lock:
             for segment in self._segments:
-                segment.close()
+                segment.release()  # an in-flight fetch keeps reading the unlinked file
             shutil.rmtree(self.directory, ignore_errors=True)
 
     # --- read (any thread) -----------------------------------------------------------------
@@ -388,6 +434,7 @@ class PartitionLog:
         """
         with self._lock:
             now = self._clock() if now_ms is None else now_ms
+            self._producer_state.remove_expired(now)
             segments = self._segments
             count = retention.deletable_prefix(segments, self.config, now,
                                                self._log_start_offset)
@@ -397,6 +444,7 @@ class PartitionLog:
             self._log_start_offset = max(self._log_start_offset, kept[0].base_offset)
             self._write_checkpoint(checkpoint.LOG_START_OFFSET, self._log_start_offset)
             self._set_segments(kept)
+            self._producer_state.remove_before(self._log_start_offset)
             for segment in segments[:count]:
                 segment.delete()
             return count
@@ -409,6 +457,7 @@ class PartitionLog:
             if offset > self._log_start_offset:
                 self._log_start_offset = offset
                 self._write_checkpoint(checkpoint.LOG_START_OFFSET, offset)
+                self._producer_state.remove_before(offset)
 
     def compact(self, now_ms: int | None = None) -> CleanerStats:
         """One compaction pass over the closed segments (see brokers.log.cleaner)."""
@@ -434,6 +483,8 @@ class PartitionLog:
             self._log_end_offset = min(offset, cut_base) if cut_base is not None else offset
             active.next_offset = self._log_end_offset
             self._after_truncation()
+            # The dropped batches may have been a producer's newest: rebuild from what is left.
+            self._producer_state.load(self._segments, self._log_start_offset, self._clock())
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Delete every segment; the log restarts empty at ``offset``."""
@@ -444,6 +495,7 @@ class PartitionLog:
             self._log_end_offset = self._log_start_offset = offset
             self._write_checkpoint(checkpoint.LOG_START_OFFSET, offset)
             self._after_truncation()
+            self._producer_state.clear()
 
     def _after_truncation(self) -> None:
         self._recovery_point = min(self._recovery_point, self._log_end_offset)

@@ -11,12 +11,16 @@ import mmap
 import os
 import weakref
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from brokers.log import batch as b
 from brokers.log.errors import CorruptRecordException
 from brokers.log.index import OffsetIndex, TimeIndex
 
 _SCAN_CHUNK = 64 * 1024
+# Batches above this are scanned one header pread each: a 64 KB chunk would hold at most four
+# headers, and copying it costs more than the preads it saves.
+_SMALL_BATCH_BYTES = _SCAN_CHUNK // 4
 _HEADER_PREFIX = 43  # baseOffset .. maxTimestamp: all a scan needs
 _IOV_MAX = 512  # pieces per pwritev call (Linux allows 1024)
 
@@ -136,6 +140,19 @@ class Segment:
             self.time_index.flush()
             self._closer()
 
+    def release(self) -> None:
+        """Flush the indexes; leave the fd to the finalizer, which closes it once nothing holds
+        this segment.
+
+        What the log calls when it closes or deletes itself: a fetch response may still be
+        sending from this segment (a protocol FileSlice owns it until sendfile is done), and
+        closing the fd under it would let the number be reused by another file, whose bytes
+        sendfile would then send.
+        """
+        if self._closer.alive:
+            self.offset_index.flush()
+            self.time_index.flush()
+
     def delete(self) -> None:
         """Remove the files; an open FileSlice keeps reading the unlinked file."""
         for path in (self.log_path, self.offset_index.path, self.time_index.path):
@@ -158,23 +175,48 @@ class Segment:
     def iter_headers(self, position: int, end: int | None = None
                      ) -> Iterator[tuple[int, int, int, int, int]]:
         """(position, size, base offset, last offset, max timestamp) of each batch from here."""
-        end = self.size if end is None else end
+        return self._scan_headers(position, self.size if end is None else end, False)
+
+    def iter_producer_headers(self, position: int = 0, end: int | None = None
+                              ) -> Iterator[tuple[int, int, int, int, int, int]]:
+        """(base offset, last offset, max timestamp, producer id, producer epoch, base
+        sequence) of each batch from here: what producer state is rebuilt from."""
+        return self._scan_headers(position, self.size if end is None else end, True)
+
+    def _scan_headers(self, position: int, end: int, is_producer_scan: bool) -> Iterator[Any]:
+        """The loop of both header iterators (one generator: a nested one costs ~15%).
+
+        The first pread takes just the header bytes needed (a fetch of large batches may need
+        only one header); after a small batch, 64 KB chunks follow, one pread serving many
+        headers; after a large one, a chunk at the next batch would hold its header and then
+        bytes nobody looks at, so again only the header is read.
+        """
+        need = b.HEADER_BYTES if is_producer_scan else _HEADER_PREFIX
         chunk = b""
         chunk_start = position
+        read_size = need
         while end - position >= b.HEADER_BYTES:
-            if position + _HEADER_PREFIX > chunk_start + len(chunk):
-                chunk = os.pread(self.fd, min(_SCAN_CHUNK, end - position), position)
-                chunk_start = position
-                if len(chunk) < _HEADER_PREFIX:
-                    return
             at = position - chunk_start
+            if at + need > len(chunk):
+                chunk = os.pread(self.fd, min(read_size, end - position), position)
+                chunk_start, at = position, 0
+                if len(chunk) < need:
+                    return
             base, length = b.OFFSET_LENGTH.unpack_from(chunk, at)
-            (last_delta,) = b.LAST_OFFSET_DELTA.unpack_from(chunk, at + b.POS_LAST_OFFSET_DELTA)
-            (max_ts,) = b.INT64.unpack_from(chunk, at + b.POS_MAX_TIMESTAMP)
             size = length + b.LOG_OVERHEAD
-            if position + size > end:
+            if position + size > end or size < b.HEADER_BYTES:
                 return
-            yield position, size, base, base + last_delta, max_ts
+            if is_producer_scan:
+                (_, _, _, _, _, _, last_delta, _, max_ts, producer_id, producer_epoch,
+                 base_sequence, _) = b.HEADER.unpack_from(chunk, at)
+                yield (base, base + last_delta, max_ts, producer_id, producer_epoch,
+                       base_sequence)
+            else:
+                (last_delta,) = b.LAST_OFFSET_DELTA.unpack_from(
+                    chunk, at + b.POS_LAST_OFFSET_DELTA)
+                (max_ts,) = b.INT64.unpack_from(chunk, at + b.POS_MAX_TIMESTAMP)
+                yield position, size, base, base + last_delta, max_ts
+            read_size = need if size > _SMALL_BATCH_BYTES else _SCAN_CHUNK
             position += size
 
     def find_position(self, offset: int, end: int | None = None) -> int | None:

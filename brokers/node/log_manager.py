@@ -8,13 +8,16 @@ Runs on the node's event-loop thread only, as ReplicaManager does: that thread i
 single writer, and PartitionLog's calls are fast enough to make there directly (a 1 MB append
 is about 1 ms), so nothing here awaits.
 
+Idempotent producers (KIP-98): the log checks their batches (brokers/log/producer_state.py). A
+retried batch answers NONE with its first copy's base offset, as Kafka does; a sequence gap
+answers OUT_OF_ORDER_SEQUENCE_NUMBER (45), a fenced epoch INVALID_PRODUCER_EPOCH (47), each a
+LogError carrying its code.
+
 What is not there yet, by design of this step:
 
 - Replication. The high watermark is the log end offset and the last stable offset is the high
   watermark (no transactions). ``acks=-1`` (all) answers like ``acks=1``, once the leader's
   local append is done; when followers fetch, it must wait for the ISR instead.
-- Idempotence. A batch's producer id, epoch and sequence are stored as the producer sent them;
-  duplicates (a retried batch) are not detected.
 - Leader epochs per offset (Kafka's leader-epoch cache). ListOffsets answers leader epoch -1,
   which tells clients to skip the KIP-320 truncation check.
 """
@@ -114,9 +117,10 @@ class ReplicaLogManager:
         log, partition_meta = found
         try:
             info = log.append_batch(records, partition_meta.leader_epoch)
-        except LogError as exc:
+        except LogError as exc:  # OutOfOrderSequence (45), InvalidProducerEpoch (47), ...
             return AppendResult(exc.error_code, error_message=str(exc) or None)
-        self._wake_waiters()
+        if not info.is_duplicate:  # a retried batch added nothing to wait for
+            self._wake_waiters()
         return AppendResult(
             ErrorCode.none,
             base_offset=info.base_offset,

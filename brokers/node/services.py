@@ -16,9 +16,11 @@ from brokers.node.admin_service import DjangoAdminService
 from brokers.node.group_store import DjangoGroupStore
 from brokers.node.log_manager import ReplicaLogManager
 from brokers.node.metadata_view import SnapshotMetadataView
+from brokers.node.producer_ids import ProducerIdAllocator
 from brokers.node.snapshot import MetadataSnapshot
 from brokers.protocol.services import Principal
-from djafka.models import ApiKey
+from djafka.internal_auth import internal_tenant
+from djafka.models import ApiKey, Tenant
 
 if TYPE_CHECKING:
     from brokers.node.node import BrokerNode
@@ -36,6 +38,7 @@ class NodeServices:
             node.replicas, self._snapshot, node.broker_id, self.tenant_of
         )
         self.admin = DjangoAdminService(self.tenant_of, on_change=node.refresh_metadata_async)
+        self.allocate_producer_id = ProducerIdAllocator().allocate
         self.groups = GroupCoordinator(
             node.broker_id,
             brokers=self.metadata.brokers,
@@ -60,6 +63,10 @@ class NodeServices:
 @sync_to_async(thread_sensitive=False)
 def _authenticate(prefix: str, secret: str) -> Principal | None:
     close_old_connections()
+    if (tenant := internal_tenant(prefix, secret)) is not None:
+        if not Tenant.objects.filter(name=tenant, is_active=True).exists():
+            return None
+        return Principal(name=prefix, tenant=tenant)
     api_key = ApiKey.authenticate(prefix, secret)
     if api_key is None:
         return None

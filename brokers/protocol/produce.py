@@ -10,11 +10,12 @@ Kafka's rules kept here:
 - acks must be 0, 1 or -1, else every partition answers INVALID_REQUIRED_ACKS.
 - acks=0 gets no response; if any partition failed, the connection is closed instead, as
   Kafka does, so the producer notices and refreshes its metadata.
-- Transactions are not implemented (no InitProducerId, no transaction coordinator): a request
-  with a transactional id or transactional batches answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+- Transactions are not implemented (no transaction coordinator): a request with a
+  transactional id or transactional batches answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
   what Kafka answers a principal that may not use the transactional id.
-- An idempotent producer's batches (producer id >= 0) are accepted and stored as sent; the
-  log manager does not yet de-duplicate retried batches by sequence number.
+- An idempotent producer's batches (producer id >= 0, ids from InitProducerId) are checked per
+  partition by the log's producer state: a retried duplicate answers its first copy's offsets,
+  a sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER, a fenced epoch INVALID_PRODUCER_EPOCH.
 """
 
 from __future__ import annotations

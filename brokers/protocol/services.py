@@ -258,3 +258,8 @@ class BrokerServices(Protocol):
     async def authenticate_plain(self, username: str, password: str) -> Principal | None:
         """SASL/PLAIN: the principal for these credentials, or None if they are wrong."""
         ...
+
+    async def allocate_producer_id(self) -> int:
+        """A producer id (InitProducerId) no producer of the cluster got before or gets later,
+        whichever broker node hands it out and across restarts (Kafka's ProducerIdManager)."""
+        ...

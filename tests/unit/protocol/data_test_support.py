@@ -113,6 +113,11 @@ class DataServices:
     async def authenticate_plain(self, username: str, password: str) -> Principal | None:
         return None
 
+    async def allocate_producer_id(self) -> int:
+        """InitProducerId: ids from a per-broker counter (the node claims blocks from the DB)."""
+        self.producer_ids_allocated = getattr(self, "producer_ids_allocated", 0) + 1
+        return 1000 + self.producer_ids_allocated
+
 
 def data_registry() -> Registry:
     """The default handlers plus Metadata, Produce, Fetch and ListOffsets."""

@@ -1,0 +1,180 @@
+"""Benchmark: REST produce and read through one web process, beside Redis Streams.
+
+Run from the repository root: .venv/bin/python bench/rest_bench.py [--records N] [--clients C]
+[--profile]
+
+Starts a real cluster (controller and one broker node, SQLite, as tests/integration/cluster.py
+starts it) and one web process (uvicorn, no access log), creates a 3-partition topic with an
+API key, then C concurrent httpx clients POST JSON batches of 1,000 records of 100 bytes
+(string values, keyed) for N records, and C clients read them back over REST (max_records
+10,000 per request). In the same run redis-py puts the same N records through a Redis Stream on
+127.0.0.1:6379 (XADD in pipelines of 1,000, XREAD in chunks of 10,000). `--profile` runs the
+web process under cProfile and prints its top functions after the produce phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pstats
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.cluster import running_cluster  # noqa: E402
+from tests.integration.conftest import free_port, wait_for  # noqa: E402
+
+BATCH = 1000
+VALUE = "v" * 100
+PARTITIONS = 3
+
+
+def report(name: str, records: int, seconds: float) -> None:
+    mb = records * 100 / 1e6
+    print(f"{name:<34} {records / seconds:>12,.0f} records/s {mb / seconds:>8.1f} MB/s "
+          f"({seconds:.2f} s)")
+
+
+def rest_produce(base: str, token: str, records: int, clients: int) -> float:
+    bodies_per_client = records // BATCH // clients
+    errors: list[str] = []
+
+    # Bodies are encoded before the clock starts: the figure is the web tier's, not the
+    # benchmark's own JSON encoding (the clients share this process's GIL).
+    bodies = [
+        orjson.dumps({"value_format": "string", "records": [
+            {"key": f"k{(b * BATCH + i) % 1000}", "value": VALUE} for i in range(BATCH)
+        ]})
+        for b in range(min(bodies_per_client * clients, 50))
+    ]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def run(client_no: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            for b in range(bodies_per_client):
+                body = bodies[(client_no * bodies_per_client + b) % len(bodies)]
+                answer = http.post("/api/v1/topics/bench/records", content=body)
+                if answer.status_code != 200 or b'"error"' in answer.content:
+                    errors.append(answer.text[:300])
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        print(f"  {len(errors)} failed requests, first: {errors[0]}")
+    return elapsed
+
+
+def rest_read(base: str, token: str, clients: int) -> tuple[int, float]:
+    counts = [0] * PARTITIONS
+
+    def run(partition: int) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"},
+                          timeout=60) as http:
+            offset = 0
+            while True:
+                body = http.get(
+                    f"/api/v1/topics/bench/partitions/{partition}/records",
+                    params={"offset": offset, "max_records": 10_000, "max_bytes": 8 << 20,
+                            "value_format": "string"},
+                ).json()
+                counts[partition] += len(body["records"])
+                offset = body["next_offset"]
+                if offset >= body["log_end_offset"]:
+                    return
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in range(PARTITIONS)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts), time.perf_counter() - started
+
+
+def redis_streams(records: int) -> None:
+    import redis
+
+    r = redis.Redis(host="127.0.0.1", port=6379)
+    try:
+        r.ping()
+    except redis.ConnectionError:
+        print("redis on 127.0.0.1:6379 not reachable: skipped")
+        return
+    stream = f"rest-bench-{os.getpid()}"
+    r.delete(stream)
+    started = time.perf_counter()
+    for first in range(0, records, BATCH):
+        pipe = r.pipeline(transaction=False)
+        for i in range(first, min(first + BATCH, records)):
+            pipe.xadd(stream, {"k": f"k{i % 1000}", "v": VALUE})
+        pipe.execute()
+    report("redis XADD (pipelines of 1,000)", records, time.perf_counter() - started)
+    started = time.perf_counter()
+    read, last = 0, "0"
+    while read < records:
+        chunk = r.xread({stream: last}, count=10_000)
+        entries = chunk[0][1]
+        read += len(entries)
+        last = entries[-1][0]
+    report("redis XREAD (10,000 per call)", read, time.perf_counter() - started)
+    r.delete(stream)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, running_cluster(Path(tmp), 1) as cluster:
+        port = free_port()
+        profile_path = Path(tmp) / "web.prof"
+        serve = ["-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
+                 "--port", str(port), "--no-access-log", "--log-level", "warning"]
+        if args.profile:
+            serve = ["-m", "cProfile", "-o", str(profile_path), *serve]
+        web = cluster.spawn("web", [sys.executable, *serve])
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{base}/api/schema/").status_code == 200, 60, "web up")
+        token = cluster.manage("issue_api_key", "bench", "--create").strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(f"{base}/api/v1/topics", headers=headers,
+                             json={"name": "bench", "partition_count": PARTITIONS})
+        assert created.status_code == 201, created.text
+        wait_for(lambda: httpx.get(f"{base}/api/v1/topics/bench/partitions",
+                                   headers=headers).status_code == 200, 30, "leaders")
+        # Warm up: the producer and consumer connections, Django's first requests.
+        rest_produce(base, token, BATCH * args.clients, args.clients)
+
+        records = args.records // (BATCH * args.clients) * BATCH * args.clients
+        print(f"{records:,} records of 100 B, batches of {BATCH}, {args.clients} clients, "
+              f"one web process, one broker node")
+        report("REST produce (acks=1)", records, rest_produce(base, token, records,
+                                                              args.clients))
+        read, seconds = rest_read(base, token, args.clients)
+        report(f"REST read ({PARTITIONS} partitions, 10k/req)", read, seconds)
+        if args.profile:
+            os.killpg(web.popen.pid, signal.SIGINT)
+            web.popen.wait(30)
+            stats = pstats.Stats(str(profile_path))
+            stats.sort_stats("tottime").print_stats(25)
+    redis_streams(records)
+
+
+if __name__ == "__main__":
+    main()
