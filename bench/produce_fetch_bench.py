@@ -41,6 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from brokers.groups.coordinator import GroupCoordinator
+from brokers.groups.memory_store import InMemoryGroupStore
 from brokers.node.log_manager import ReplicaLogManager
 from brokers.node.metadata_view import SnapshotMetadataView
 from brokers.node.replicas import ReplicaManager
@@ -74,8 +76,18 @@ class _Services:
         self.metadata = metadata
         self.log = log
         self.admin: Any = None
-        self.groups: Any = None
+        # The consumer's group.id makes it look up a coordinator: the real one, in memory.
+        self.groups = GroupCoordinator(
+            BROKER_ID,
+            brokers=metadata.brokers,
+            tenant_of=_tenant_of,
+            store=InMemoryGroupStore(self._partition_count),
+        )
         self.auto_create_topics_enable = False
+
+    def _partition_count(self, tenant: str, name: str) -> int | None:
+        topic = self.metadata.topic(None, name)
+        return None if topic is None else len(topic.partitions)
 
     async def authenticate_plain(self, username: str, password: str) -> Principal | None:
         return None

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka import Consumer, Producer
 
 from tests.integration.conftest import free_port, wait_for
 
@@ -23,6 +24,7 @@ def platform(tmp_path):
         **os.environ,
         "DJAFKA_VAR_DIR": str(tmp_path / "var"),
         "DJAFKA_WEB_PORT": str(port),
+        "DJAFKA_KAFKA_PORT": str(free_port()),
         "DJAFKA_VENV": str(Path(sys.executable).parent.parent),
     }
     # The run command is about the embedded defaults: no PostgreSQL, no Redis.
@@ -96,5 +98,25 @@ def test_run_command_prints_working_credentials_and_stops_cleanly(platform):
         assert admin.status_code == 200
         assert "orders" in admin.text and "demo" in admin.text
 
+    # The broker node it started serves Kafka clients with the printed credentials.
+    kafka_port = int(re.search(r"Kafka bootstrap servers: 127.0.0.1:(\d+)", output).group(1))
+    username = re.search(r"sasl username (\S+),", output).group(1)
+    password = re.search(r"sasl username \S+, password (\S+)", output).group(1)
+    config = {
+        "bootstrap.servers": f"127.0.0.1:{kafka_port}",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "PLAIN",
+        "sasl.username": username,
+        "sasl.password": password,
+    }
+    producer = Producer(config)
+    producer.produce("orders", key=b"k", value=b"hello")
+    assert producer.flush(30) == 0
+    consumer = Consumer({**config, "group.id": "tour", "auto.offset.reset": "earliest"})
+    consumer.subscribe(["orders"])
+    message = wait_for(lambda: consumer.poll(1), 60, "a record")
+    assert message.error() is None and message.value() == b"hello"
+    consumer.close()
+
     os.killpg(process.pid, signal.SIGINT)
-    assert process.wait(timeout=20) in (0, -signal.SIGINT, 130)
+    assert process.wait(timeout=30) in (0, -signal.SIGINT, 130)
