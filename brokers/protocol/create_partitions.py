@@ -13,13 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .context import RequestContext
-from .create_topics import (
-    DUPLICATE_TOPIC,
-    MANUAL_ASSIGNMENT_UNSUPPORTED,
-    duplicated,
-    run_within,
-    timeout_ms_of,
-)
+from .create_topics import run_per_topic
 from .errors import ErrorCode
 from .metadata import NO_THROTTLE, build, response_module
 from .services import AdminResult
@@ -31,32 +25,14 @@ MAX_VERSION = 3
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     admin = ctx.services.admin
-    principal = ctx.principal
     validate_only = bool(request.validate_only)
-    duplicates = duplicated(topic.name for topic in request.topics)
-    names: list[str] = []
-    results: dict[str, AdminResult] = {}
-    work: list[tuple[str, Callable[[], Awaitable[AdminResult]]]] = []
-    for topic in request.topics:
-        if topic.name in names:
-            continue
-        names.append(topic.name)
-        if topic.name in duplicates:
-            results[topic.name] = AdminResult(ErrorCode.invalid_request, DUPLICATE_TOPIC)
-        elif topic.assignments:
-            results[topic.name] = AdminResult(
-                ErrorCode.invalid_request, MANUAL_ASSIGNMENT_UNSUPPORTED
-            )
-        else:
 
-            def grow(topic: Any = topic) -> Awaitable[AdminResult]:
-                return admin.create_partitions(
-                    principal, topic.name, topic.count, validate_only=validate_only
-                )
+    def start(topic: Any) -> Callable[[], Awaitable[AdminResult]]:
+        return lambda: admin.create_partitions(
+            ctx.principal, topic.name, topic.count, validate_only=validate_only
+        )
 
-            work.append((topic.name, grow))
-    results.update(await run_within(timeout_ms_of(request), work))
-    return _response(ctx.api_version, [(name, results[name]) for name in names])
+    return _response(ctx.api_version, await run_per_topic(request, start))
 
 
 def error_response(version: int, request: Any, error_code: int) -> Any:

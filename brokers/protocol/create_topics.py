@@ -96,10 +96,15 @@ async def run_within(
     return results
 
 
-async def handle(ctx: RequestContext, request: Any) -> Any:
-    admin = ctx.services.admin
-    principal = ctx.principal
-    validate_only = bool(request.validate_only)
+async def run_per_topic(
+    request: Any, start: Callable[[Any], Callable[[], Awaitable[AdminResult]]]
+) -> list[tuple[str, AdminResult]]:
+    """Run `start(topic)` once per topic named in a CreateTopics or CreatePartitions request.
+
+    As Kafka: a name given twice answers INVALID_REQUEST for that name, manual replica
+    assignments are refused, and whatever is not done within the request's timeout answers
+    REQUEST_TIMED_OUT. Results come back in the order the names first appear.
+    """
     duplicates = duplicated(topic.name for topic in request.topics)
     names: list[str] = []
     results: dict[str, AdminResult] = {}
@@ -115,21 +120,27 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 ErrorCode.invalid_request, MANUAL_ASSIGNMENT_UNSUPPORTED
             )
         else:
-            configs = {config.name: config.value for config in topic.configs}
-
-            def create(topic: Any = topic, configs: dict[str, str | None] = configs) -> Any:
-                return admin.create_topic(
-                    principal,
-                    topic.name,
-                    topic.num_partitions,
-                    topic.replication_factor,
-                    configs,
-                    validate_only=validate_only,
-                )
-
-            work.append((topic.name, create))
+            work.append((topic.name, start(topic)))
     results.update(await run_within(timeout_ms_of(request), work))
-    return _response(ctx.api_version, [(name, results[name]) for name in names])
+    return [(name, results[name]) for name in names]
+
+
+async def handle(ctx: RequestContext, request: Any) -> Any:
+    admin = ctx.services.admin
+    validate_only = bool(request.validate_only)
+
+    def start(topic: Any) -> Callable[[], Awaitable[AdminResult]]:
+        configs = {config.name: config.value for config in topic.configs}
+        return lambda: admin.create_topic(
+            ctx.principal,
+            topic.name,
+            topic.num_partitions,
+            topic.replication_factor,
+            configs,
+            validate_only=validate_only,
+        )
+
+    return _response(ctx.api_version, await run_per_topic(request, start))
 
 
 def error_response(version: int, request: Any, error_code: int) -> Any:
