@@ -25,7 +25,7 @@ from .describe_configs import (
     unsupported_resource,
 )
 from .errors import ErrorCode
-from .metadata import NO_THROTTLE, build, response_module
+from .responses import NO_THROTTLE, build, response_module
 from .services import AdminResult
 
 API_KEY = 33

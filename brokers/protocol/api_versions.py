@@ -7,7 +7,6 @@ UNSUPPORTED_VERSION and this list (server.py), so the client can retry at our ne
 
 from __future__ import annotations
 
-import datetime
 import re
 from typing import Any
 
@@ -16,6 +15,7 @@ from kio.schema.api_versions import v0, v1, v2, v3, v4
 from .context import RequestContext
 from .errors import ErrorCode
 from .registry import Registry
+from .responses import NO_THROTTLE
 
 API_KEY = 18
 MIN_VERSION = 0
@@ -28,7 +28,6 @@ _RESPONSES: dict[int, Any] = {
     3: v3.response,
     4: v4.response,
 }
-_NO_THROTTLE = datetime.timedelta(0)
 
 # KIP-511: what Kafka accepts as client software name and version (ApiVersionsRequest.isValid).
 _SOFTWARE_PATTERN = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
@@ -53,7 +52,7 @@ def error_response(version: int, request: Any, error_code: int) -> Any:
     module = _RESPONSES[version]
     kwargs: dict[str, Any] = {"error_code": ErrorCode(error_code), "api_keys": ()}
     if version >= 1:
-        kwargs["throttle_time"] = _NO_THROTTLE
+        kwargs["throttle_time"] = NO_THROTTLE
     return module.ApiVersionsResponse(**kwargs)
 
 
@@ -75,5 +74,5 @@ def build_response(version: int, registry: Registry, error_code: int) -> Any:
     )
     kwargs: dict[str, Any] = {"error_code": ErrorCode(error_code), "api_keys": api_keys}
     if version >= 1:
-        kwargs["throttle_time"] = _NO_THROTTLE
+        kwargs["throttle_time"] = NO_THROTTLE
     return module.ApiVersionsResponse(**kwargs)

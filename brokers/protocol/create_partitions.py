@@ -15,7 +15,7 @@ from typing import Any
 from .context import RequestContext
 from .create_topics import run_per_topic
 from .errors import ErrorCode
-from .metadata import NO_THROTTLE, build, response_module
+from .responses import NO_THROTTLE, build, response_module
 from .services import AdminResult
 
 API_KEY = 37

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from .context import RequestContext
 from .errors import ErrorCode
-from .metadata import NO_THROTTLE, build, response_module
+from .responses import NO_THROTTLE, build, response_module
 from .services import AdminResult, ConfigEntry
 
 API_KEY = 19

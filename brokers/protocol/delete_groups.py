@@ -6,26 +6,16 @@ GROUP_ID_NOT_FOUND.
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 42
 MIN_VERSION = 0
 MAX_VERSION = 2
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -38,9 +28,9 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _response(version: int, results: list[tuple[str, int]]) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     return types.DeleteGroupsResponse(
-        throttle_time=_NO_THROTTLE,
+        throttle_time=NO_THROTTLE,
         results=tuple(
             types.DeletableGroupResult(group_id=group_id, error_code=ErrorCode(code))
             for group_id, code in results

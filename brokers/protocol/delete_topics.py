@@ -17,7 +17,7 @@ from typing import Any
 from .context import RequestContext
 from .create_topics import duplicated, run_within, timeout_ms_of
 from .errors import ErrorCode
-from .metadata import NO_THROTTLE, build, response_module
+from .responses import NO_THROTTLE, build, response_module
 from .services import AdminResult
 
 API_KEY = 20

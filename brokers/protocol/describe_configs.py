@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from .context import RequestContext
 from .errors import ErrorCode
-from .metadata import NO_THROTTLE, build, response_module
+from .responses import NO_THROTTLE, build, response_module
 from .services import AdminResult, ConfigEntry
 
 API_KEY = 32

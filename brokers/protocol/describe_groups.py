@@ -6,31 +6,21 @@ GROUP_ID_NOT_FOUND (KIP-1043). Members' metadata and assignments show only while
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import GroupDescription
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 15
 MIN_VERSION = 0
 MAX_VERSION = 6
 
-_NO_THROTTLE = datetime.timedelta(0)
 # Kafka's "authorized operations not requested", and the bits of READ (3), DELETE (6) and
 # DESCRIBE (8): what a tenant may do with its own groups.
 _OPERATIONS_NOT_REQUESTED = -(2**31)
 _GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -44,7 +34,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _response(version: int, described: list[GroupDescription], with_operations: bool) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     groups = []
     for group in described:
         error_code = ErrorCode(group.error_code)
@@ -81,7 +71,7 @@ def _response(version: int, described: list[GroupDescription], with_operations: 
         groups.append(types.DescribedGroup(**kwargs))
     response: dict[str, Any] = {"groups": tuple(groups)}
     if version >= 1:
-        response["throttle_time"] = _NO_THROTTLE
+        response["throttle_time"] = NO_THROTTLE
     return types.DescribeGroupsResponse(**response)
 
 

@@ -7,27 +7,17 @@ transactions are not supported (yet), and SHARE keys INVALID_REQUEST (no share g
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import CoordinatorResult
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 10
 MIN_VERSION = 0
 MAX_VERSION = 6
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -45,10 +35,10 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _response(version: int, results: list[CoordinatorResult]) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     if version >= 4:
         return types.FindCoordinatorResponse(
-            throttle_time=_NO_THROTTLE,
+            throttle_time=NO_THROTTLE,
             coordinators=tuple(
                 types.Coordinator(
                     key=r.key,
@@ -69,7 +59,7 @@ def _response(version: int, results: list[CoordinatorResult]) -> Any:
         "port": result.port,
     }
     if version >= 1:
-        kwargs["throttle_time"] = _NO_THROTTLE
+        kwargs["throttle_time"] = NO_THROTTLE
         kwargs["error_message"] = result.error_message
     return types.FindCoordinatorResponse(**kwargs)
 

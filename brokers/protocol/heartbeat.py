@@ -6,26 +6,16 @@ ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID and FENCED_INSTANCE_ID that it is out of d
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 12
 MIN_VERSION = 0
 MAX_VERSION = 4
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -43,5 +33,5 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 def error_response(version: int, request: Any, error_code: int) -> Any:
     kwargs: dict[str, Any] = {"error_code": ErrorCode(error_code)}
     if version >= 1:
-        kwargs["throttle_time"] = _NO_THROTTLE
-    return _types(version).HeartbeatResponse(**kwargs)
+        kwargs["throttle_time"] = NO_THROTTLE
+    return response_module(API_KEY, version).HeartbeatResponse(**kwargs)

@@ -19,28 +19,18 @@ fields belong to transactions). Kafka's rules kept here:
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
 import logging
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 22
 MIN_VERSION = 0
 MAX_VERSION = 5
 
-_NO_THROTTLE = datetime.timedelta(0)
 _log = logging.getLogger(__name__)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -59,8 +49,8 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _response(version: int, error_code: int, producer_id: int, producer_epoch: int) -> Any:
-    return _types(version).InitProducerIdResponse(
-        throttle_time=_NO_THROTTLE,
+    return response_module(API_KEY, version).InitProducerIdResponse(
+        throttle_time=NO_THROTTLE,
         error_code=ErrorCode(error_code),
         producer_id=producer_id,
         producer_epoch=producer_epoch,

@@ -9,27 +9,18 @@ coordinator; this connection answers nothing else meanwhile, as Kafka mutes it.
 from __future__ import annotations
 
 import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import JoinRequest, JoinResult
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 11
 MIN_VERSION = 0
 MAX_VERSION = 9
 
-_NO_THROTTLE = datetime.timedelta(0)
 _MS = datetime.timedelta(milliseconds=1)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -56,7 +47,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _response(version: int, result: JoinResult) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     members = tuple(
         types.JoinGroupResponseMember(
             member_id=m.member_id,
@@ -75,7 +66,7 @@ def _response(version: int, result: JoinResult) -> Any:
         "members": members,
     }
     if version >= 2:
-        kwargs["throttle_time"] = _NO_THROTTLE
+        kwargs["throttle_time"] = NO_THROTTLE
     if version >= 7:
         kwargs["protocol_type"] = result.protocol_type
     if version >= 9:

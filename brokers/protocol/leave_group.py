@@ -6,27 +6,17 @@ instance id (KIP-345), each answered with its own error code.
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import LeaveResult, LeavingMember
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 13
 MIN_VERSION = 0
 MAX_VERSION = 5
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -43,7 +33,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _response(version: int, result: LeaveResult) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     if version < 3:
         # One member: its own error is the response's (Kafka's LeaveGroupResponse for v0-2).
         error_code = result.error_code
@@ -51,10 +41,10 @@ def _response(version: int, result: LeaveResult) -> Any:
             error_code = result.members[0][1]
         kwargs: dict[str, Any] = {"error_code": ErrorCode(error_code)}
         if version >= 1:
-            kwargs["throttle_time"] = _NO_THROTTLE
+            kwargs["throttle_time"] = NO_THROTTLE
         return types.LeaveGroupResponse(**kwargs)
     return types.LeaveGroupResponse(
-        throttle_time=_NO_THROTTLE,
+        throttle_time=NO_THROTTLE,
         error_code=ErrorCode(result.error_code),
         members=tuple(
             types.MemberResponse(

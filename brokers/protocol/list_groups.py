@@ -6,28 +6,18 @@ as Kafka), v5 by group type: every group here is "classic".
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import GroupOverview
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 16
 MIN_VERSION = 0
 MAX_VERSION = 5
 
-_NO_THROTTLE = datetime.timedelta(0)
 GROUP_TYPE = "classic"
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -41,7 +31,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
 
 
 def _response(version: int, error_code: int, groups: tuple[GroupOverview, ...]) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     listed = []
     for group in groups:
         kwargs: dict[str, Any] = {"group_id": group.group_id, "protocol_type": group.protocol_type}
@@ -52,7 +42,7 @@ def _response(version: int, error_code: int, groups: tuple[GroupOverview, ...]) 
         listed.append(types.ListedGroup(**kwargs))
     response: dict[str, Any] = {"error_code": ErrorCode(error_code), "groups": tuple(listed)}
     if version >= 1:
-        response["throttle_time"] = _NO_THROTTLE
+        response["throttle_time"] = NO_THROTTLE
     return types.ListGroupsResponse(**response)
 
 

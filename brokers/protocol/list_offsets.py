@@ -12,32 +12,22 @@ UNKNOWN_LEADER_EPOCH (KIP-320).
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
 from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 2
 MIN_VERSION = 1
 MAX_VERSION = 11
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    """The kio module holding ListOffsetsResponse `version` and its nested classes."""
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     version = ctx.api_version
-    types = _types(version)
+    types = response_module(API_KEY, version)
     log = ctx.services.log
     principal = ctx.principal
     topics = []
@@ -95,12 +85,12 @@ def _partition(
 
 def _response(types: ModuleType, version: int, topics: list[Any]) -> Any:
     if version >= 2:
-        return types.ListOffsetsResponse(throttle_time=_NO_THROTTLE, topics=tuple(topics))
+        return types.ListOffsetsResponse(throttle_time=NO_THROTTLE, topics=tuple(topics))
     return types.ListOffsetsResponse(topics=tuple(topics))
 
 
 def error_response(version: int, request: Any, error_code: int) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     topics = [
         types.ListOffsetsTopicResponse(
             name=topic.name,

@@ -16,10 +16,7 @@ same metadata again and again, so the encoded body is cached per metadata state 
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import functools
-import importlib
 import uuid
 import weakref
 from collections.abc import Sequence
@@ -32,6 +29,7 @@ from . import codec
 from .chunks import EncodedBody
 from .context import RequestContext
 from .errors import ErrorCode
+from .responses import NO_THROTTLE, build, response_module
 from .services import MetadataView, PartitionInfo, Principal, TopicInfo
 
 API_KEY = 3
@@ -39,32 +37,11 @@ MIN_VERSION = 0
 MAX_VERSION = 13
 
 AUTHORIZED_OPERATIONS_OMITTED = -2147483648
-NO_THROTTLE = datetime.timedelta(0)
 # Encoded responses kept per metadata state; a new state starts an empty cache.
 _MAX_CACHED_RESPONSES = 1024
 
 
 @functools.cache
-def _field_names(cls: type[Any]) -> frozenset[str]:
-    return frozenset(field.name for field in dataclasses.fields(cls))
-
-
-def build(cls: type[Any], **values: Any) -> Any:
-    """A kio message of `cls` from those of `values` its version has (shared by the handlers).
-
-    Versions of one API differ by added or removed fields; handlers pass every field they know
-    and each version keeps its own.
-    """
-    names = _field_names(cls)
-    return cls(**{name: value for name, value in values.items() if name in names})
-
-
-@functools.cache
-def response_module(api_key: int, version: int) -> ModuleType:
-    """The kio module of a response version, holding its nested entity classes."""
-    return importlib.import_module(codec.response_type(api_key, version).__module__)
-
-
 def is_legal_topic_name(name: str) -> bool:
     """Kafka's Topic.validate, as a question."""
     try:

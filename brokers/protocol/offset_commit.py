@@ -9,27 +9,17 @@ ILLEGAL_GENERATION, as Kafka); v10 names topics by id (UNKNOWN_TOPIC_ID when not
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import CommitRequest, OffsetToCommit
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 8
 MIN_VERSION = 2
 MAX_VERSION = 10
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -78,7 +68,7 @@ def _version_error(version: int, error_code: int) -> ErrorCode:
 
 
 def _response(version: int, request: Any, codes: list[list[ErrorCode]]) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     topics = tuple(
         types.OffsetCommitResponseTopic(
             partitions=tuple(
@@ -92,7 +82,7 @@ def _response(version: int, request: Any, codes: list[list[ErrorCode]]) -> Any:
         for topic, topic_codes in zip(request.topics, codes, strict=True)
     )
     if version >= 3:
-        return types.OffsetCommitResponse(throttle_time=_NO_THROTTLE, topics=topics)
+        return types.OffsetCommitResponse(throttle_time=NO_THROTTLE, topics=topics)
     return types.OffsetCommitResponse(topics=topics)
 
 

@@ -8,33 +8,23 @@ response's (v2+) or each partition's (v1).
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
 from collections.abc import Sequence
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import CommittedOffsetInfo
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 9
 MIN_VERSION = 1
 MAX_VERSION = 10
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
     version = ctx.api_version
-    types = _types(version)
+    types = response_module(API_KEY, version)
     require_stable = request.require_stable if version >= 7 else False
     if version < 8:
         error_code, topics = await _fetch_group(
@@ -44,7 +34,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         if version >= 2:
             kwargs["error_code"] = error_code
         if version >= 3:
-            kwargs["throttle_time"] = _NO_THROTTLE
+            kwargs["throttle_time"] = NO_THROTTLE
         return types.OffsetFetchResponse(**kwargs)
     groups = []
     for group in request.groups:
@@ -56,7 +46,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
                 group_id=group.group_id, topics=topics, error_code=error_code
             )
         )
-    return types.OffsetFetchResponse(throttle_time=_NO_THROTTLE, groups=tuple(groups))
+    return types.OffsetFetchResponse(throttle_time=NO_THROTTLE, groups=tuple(groups))
 
 
 async def _fetch_group(
@@ -119,7 +109,7 @@ async def _fetch_group(
 
 
 def _topic(version: int, key: Any, offsets: Sequence[CommittedOffsetInfo], error: ErrorCode) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     plural = version >= 8
     partition_cls = (
         types.OffsetFetchResponsePartitions if plural else types.OffsetFetchResponsePartition
@@ -141,11 +131,11 @@ def _topic(version: int, key: Any, offsets: Sequence[CommittedOffsetInfo], error
 
 
 def error_response(version: int, request: Any, error_code: int) -> Any:
-    types = _types(version)
+    types = response_module(API_KEY, version)
     error = ErrorCode(error_code)
     if version >= 8:
         return types.OffsetFetchResponse(
-            throttle_time=_NO_THROTTLE,
+            throttle_time=NO_THROTTLE,
             groups=tuple(
                 types.OffsetFetchResponseGroup(group_id=g.group_id, topics=(), error_code=error)
                 for g in request.groups
@@ -166,5 +156,5 @@ def error_response(version: int, request: Any, error_code: int) -> Any:
     if version >= 2:
         kwargs["error_code"] = error
     if version >= 3:
-        kwargs["throttle_time"] = _NO_THROTTLE
+        kwargs["throttle_time"] = NO_THROTTLE
     return types.OffsetFetchResponse(**kwargs)

@@ -5,27 +5,17 @@ Versions 0-5 (v3 static membership, v5 protocol type and name checked against th
 
 from __future__ import annotations
 
-import datetime
-import functools
-import importlib
-from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
 from .group_services import SyncRequest, SyncResult
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 14
 MIN_VERSION = 0
 MAX_VERSION = 5
 
-_NO_THROTTLE = datetime.timedelta(0)
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -49,11 +39,11 @@ def _response(version: int, result: SyncResult) -> Any:
         "assignment": result.assignment,
     }
     if version >= 1:
-        kwargs["throttle_time"] = _NO_THROTTLE
+        kwargs["throttle_time"] = NO_THROTTLE
     if version >= 5:
         kwargs["protocol_type"] = result.protocol_type
         kwargs["protocol_name"] = result.protocol_name
-    return _types(version).SyncGroupResponse(**kwargs)
+    return response_module(API_KEY, version).SyncGroupResponse(**kwargs)
 
 
 def error_response(version: int, request: Any, error_code: int) -> Any:
