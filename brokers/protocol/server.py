@@ -127,6 +127,7 @@ class _KafkaConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.connection: Connection | None = None
         self._buffer = bytearray()  # the start of a frame not yet whole
+        self._wanted_bytes = 0  # how long _buffer must grow before its first frame is whole
         self._frames: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
         self._unsent: list[bytes | bytearray | memoryview] = []
@@ -154,22 +155,38 @@ class _KafkaConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._is_closing:
             return  # discarded: see close()
-        # Fast path: nothing buffered, so frames are sliced from `data` with one copy each.
-        source: bytes | bytearray = data if not self._buffer else self._buffer + data
+        if self._buffer:
+            # A frame spread over several reads (a Produce of a few hundred KB arrives in
+            # 256 KB reads): append in place, amortised, rather than concatenating the whole
+            # buffer again on every read (quadratic in the frame's size).
+            self._buffer += data
+            if len(self._buffer) < self._wanted_bytes:
+                return  # the frame is still not whole: no need to look at it again
+            source: bytes | bytearray = self._buffer
+        else:
+            source = data  # fast path: frames are sliced from `data` with one copy each
+        view = memoryview(source)
         start = 0
         end_of_data = len(source)
-        while end_of_data - start >= 4:
-            (size,) = _SIZE.unpack_from(source, start)
-            if size < 0 or size > self.settings.max_request_bytes:
-                self.close(f"frame size {size} outside 0..{self.settings.max_request_bytes}")
-                return
-            end = start + 4 + size
-            if end > end_of_data:
-                break
-            self._frames.append(bytes(source[start + 4 : end]))
-            self._queued_bytes += size
-            start = end
-        self._buffer = bytearray(source[start:]) if start < end_of_data else bytearray()
+        try:
+            while end_of_data - start >= 4:
+                (size,) = _SIZE.unpack_from(source, start)
+                if size < 0 or size > self.settings.max_request_bytes:
+                    self.close(f"frame size {size} outside 0..{self.settings.max_request_bytes}")
+                    return
+                end = start + 4 + size
+                if end > end_of_data:
+                    self._wanted_bytes = end - start
+                    break
+                self._frames.append(bytes(view[start + 4 : end]))  # one copy, into bytes
+                self._queued_bytes += size
+                start = end
+            rest = view[start:] if start < end_of_data else None
+            self._buffer = bytearray(rest) if rest is not None else bytearray()
+        finally:
+            view.release()  # a bytearray with an exported view cannot be resized
+        if start >= end_of_data or end_of_data - start < 4:
+            self._wanted_bytes = 0
         if self._frames:
             self._frames_ready.set()
             if (
