@@ -21,32 +21,23 @@ Kafka's rules kept here:
 from __future__ import annotations
 
 import datetime
-import functools
-import importlib
 import struct
 from types import ModuleType
 from typing import Any
 
-from .codec import response_type
 from .context import RequestContext
 from .errors import ErrorCode
+from .responses import NO_THROTTLE, response_module
 
 API_KEY = 0
 MIN_VERSION = 3
 MAX_VERSION = 13
 FIRST_TOPIC_ID_VERSION = 13
 
-_NO_THROTTLE = datetime.timedelta(0)
 _ATTRIBUTES = struct.Struct(">h")
 _POS_ATTRIBUTES = 21  # RecordBatch v2: baseOffset(8) length(4) epoch(4) magic(1) crc(4)
 _TRANSACTIONAL_OR_CONTROL = 0x10 | 0x20
 _UTC = datetime.UTC
-
-
-@functools.cache
-def _types(version: int) -> ModuleType:
-    """The kio module holding ProduceResponse `version` and its nested classes."""
-    return importlib.import_module(response_type(API_KEY, version).__module__)
 
 
 async def handle(ctx: RequestContext, request: Any) -> Any:
@@ -59,7 +50,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
             ctx.connection.close_after_response = True
             return None
         return error_response(version, request, ErrorCode.transactional_id_authorization_failed)
-    types = _types(version)
+    types = response_module(API_KEY, version)
     services = ctx.services
     log = services.log
     principal = ctx.principal
@@ -101,7 +92,7 @@ async def handle(ctx: RequestContext, request: Any) -> Any:
         if has_errors:
             ctx.connection.close_after_response = True
         return None
-    return types.ProduceResponse(responses=tuple(topics), throttle_time=_NO_THROTTLE)
+    return types.ProduceResponse(responses=tuple(topics), throttle_time=NO_THROTTLE)
 
 
 def _has_transactional_batches(request: Any) -> bool:
@@ -164,7 +155,7 @@ def _partition_error(
 
 def error_response(version: int, request: Any, error_code: int) -> Any:
     """Every partition of the request answers `error_code` (acks=0 included: Kafka would close)."""
-    types = _types(version)
+    types = response_module(API_KEY, version)
     topics = tuple(
         _topic_response(
             types,
@@ -174,4 +165,4 @@ def error_response(version: int, request: Any, error_code: int) -> Any:
         )
         for topic in request.topic_data
     )
-    return types.ProduceResponse(responses=topics, throttle_time=_NO_THROTTLE)
+    return types.ProduceResponse(responses=topics, throttle_time=NO_THROTTLE)
