@@ -269,3 +269,27 @@ DJAFKA_REST_METADATA_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_METADATA_TIMEO
 DJAFKA_REST_IDLE_CONSUMERS_PER_TENANT = int(
     os.environ.get("DJAFKA_REST_IDLE_CONSUMERS_PER_TENANT", "8")
 )
+
+# --- REST members of consumer groups: one Kafka consumer each, held by the web process.
+# The coordinator's group.min/max.session.timeout.ms bound what a broker accepts; the web
+# tier's own bounds keep a forgotten member from holding a consumer for long.
+DJAFKA_REST_MEMBER_MIN_SESSION_TIMEOUT_MS = int(
+    os.environ.get("DJAFKA_REST_MEMBER_MIN_SESSION_TIMEOUT_MS", "6000")
+)
+DJAFKA_REST_MEMBER_MAX_SESSION_TIMEOUT_MS = int(
+    os.environ.get("DJAFKA_REST_MEMBER_MAX_SESSION_TIMEOUT_MS", "300000")
+)
+DJAFKA_REST_MAX_MEMBERS_PER_TENANT = int(
+    os.environ.get("DJAFKA_REST_MAX_MEMBERS_PER_TENANT", "100")
+)
+# How often the keeper thread expires silent members and serves the others' rebalances.
+DJAFKA_REST_MEMBER_KEEPER_INTERVAL_MS = int(
+    os.environ.get("DJAFKA_REST_MEMBER_KEEPER_INTERVAL_MS", "100")
+)
+# Records a member may hold between its client's polls, and its consumer's prefetch buffer.
+DJAFKA_REST_MEMBER_MAX_HELD_RECORDS = int(
+    os.environ.get("DJAFKA_REST_MEMBER_MAX_HELD_RECORDS", "5000")
+)
+DJAFKA_REST_MEMBER_PREFETCH_KBYTES = int(
+    os.environ.get("DJAFKA_REST_MEMBER_PREFETCH_KBYTES", "4096")
+)

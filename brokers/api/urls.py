@@ -2,6 +2,13 @@
 
 from django.urls import re_path
 
+from brokers.api.group_members import (
+    MemberAssignmentView,
+    MemberDetailView,
+    MemberListView,
+    MemberOffsetsView,
+    MemberRecordsView,
+)
 from brokers.api.groups import GroupDetailView, GroupListView
 from brokers.api.records import PartitionRecordsView, ProduceView, TopicPartitionsView
 from brokers.api.views import TopicViewSet
@@ -25,4 +32,27 @@ urlpatterns = [
     ),
     re_path(r"^groups/?$", GroupListView.as_view(), name="group-list"),
     re_path(r"^groups/(?P<group_id>[^/]+)/?$", GroupDetailView.as_view(), name="group-detail"),
+    re_path(
+        r"^groups/(?P<group_id>[^/]+)/members/?$", MemberListView.as_view(), name="group-members"
+    ),
+    re_path(
+        r"^groups/(?P<group_id>[^/]+)/members/(?P<member_id>[^/]+)/?$",
+        MemberDetailView.as_view(),
+        name="group-member",
+    ),
+    re_path(
+        r"^groups/(?P<group_id>[^/]+)/members/(?P<member_id>[^/]+)/records/?$",
+        MemberRecordsView.as_view(),
+        name="group-member-records",
+    ),
+    re_path(
+        r"^groups/(?P<group_id>[^/]+)/members/(?P<member_id>[^/]+)/offsets/?$",
+        MemberOffsetsView.as_view(),
+        name="group-member-offsets",
+    ),
+    re_path(
+        r"^groups/(?P<group_id>[^/]+)/members/(?P<member_id>[^/]+)/assignment/?$",
+        MemberAssignmentView.as_view(),
+        name="group-member-assignment",
+    ),
 ]
