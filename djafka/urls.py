@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from brokers.live import views as live_views
 from djafka import views
 from djafka.api import ApiKeyViewSet, WhoAmIView
 from djafka.routers import OptionalSlashRouter
@@ -21,6 +22,7 @@ public = {"authentication_classes": [], "permission_classes": []}
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("live/", live_views.tail, name="live-tail"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),

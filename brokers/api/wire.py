@@ -511,3 +511,37 @@ def _read(
         if records and records[-1].offset + 1 > log_end:
             log_end = records[-1].offset + 1
     return records
+
+
+# --- Live tails (brokers/live) ---------------------------------------------------------------
+
+
+def live_consumer(tenant: str) -> Consumer:
+    """A Consumer for a web process's live tails of ``tenant``: assigned by hand, no group.
+
+    Its fetches long-poll the leaders (the broker answers as soon as a batch is appended, or
+    after ``fetch.wait.max.ms``), so a tail costs one parked request per leader, not a loop.
+    """
+    return Consumer({
+        **client_config(tenant),
+        "group.id": "__djafka_live_tail",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": False,
+        "fetch.wait.max.ms": 500,
+        "fetch.min.bytes": 1,
+        "fetch.error.backoff.ms": 50,
+        # A tail starts at the log end; if its offset ever falls out of the log, it rejoins
+        # there and its subscribers get a skipped notice for the gap.
+        "auto.offset.reset": "latest",
+        "topic.metadata.refresh.interval.ms": 10_000,
+    })
+
+
+def fetched_record(message: object) -> FetchedRecord:
+    """A confluent-kafka message (without error) as a FetchedRecord."""
+    timestamp_type, timestamp_ms = message.timestamp()
+    return FetchedRecord(
+        message.partition(), message.offset(), timestamp_ms, timestamp_type,
+        message.key(), message.value(), message.headers(),
+    )

@@ -1,0 +1,1 @@
+"""Live feeds: websocket subscribers to topics, served by shared per-partition tails."""

@@ -1,0 +1,135 @@
+"""The live feed's websocket consumer: subscribe and unsubscribe, frames out through an outbox.
+
+Thin: messages are checked by ``protocol``, subscriptions read through ``subscriptions`` and
+the shared ``tails``; this consumer owns the socket, its outbox and the task that writes it.
+Record bytes never pass through the Channels layer: the consumer has none.
+"""
+
+import asyncio
+import logging
+import os
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from brokers.api import wire
+from brokers.live import protocol
+from brokers.live.auth import resolve_tenant
+from brokers.live.outbox import Outbox
+from brokers.live.subscriptions import Subscription, describe
+from brokers.live.sync import run_blocking
+from brokers.live.tails import registry
+from brokers.models import Topic
+
+log = logging.getLogger(__name__)
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, os.environ.get(name, default)))
+
+
+# Records (and their bytes) queued for one socket before a slow client is skipped ahead.
+OUTBOX_RECORDS = _setting("DJAFKA_LIVE_OUTBOX_RECORDS", 10_000)
+OUTBOX_BYTES = _setting("DJAFKA_LIVE_OUTBOX_BYTES", 8 * 1024 * 1024)
+MAX_SUBSCRIPTIONS = _setting("DJAFKA_LIVE_MAX_SUBSCRIPTIONS", 64)
+
+
+class LiveFeedConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = "__none__"  # no Channels layer: records go straight to the socket
+
+    async def connect(self) -> None:
+        self.subscriptions: dict[object, Subscription] = {}
+        self.sender: asyncio.Task | None = None
+        await self.accept()
+        verdict = await run_blocking(resolve_tenant, self.scope)
+        if verdict.tenant is None:
+            await self.close(code=verdict.close_code, reason=verdict.reason)
+            return
+        self.tenant = verdict.tenant
+        self.outbox = Outbox(OUTBOX_RECORDS, OUTBOX_BYTES)
+        self.sender = asyncio.create_task(self._send_frames())
+
+    async def disconnect(self, code: int) -> None:
+        for subscription in self.subscriptions.values():
+            subscription.close()
+        self.subscriptions.clear()
+        if self.sender is not None:
+            self.sender.cancel()
+
+    async def _send_frames(self) -> None:
+        send = self.send
+        try:
+            while True:
+                for text in await self.outbox.take():
+                    await send(text_data=text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the socket went away: disconnect() cleans up
+            log.debug("live feed send failed", exc_info=True)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None
+                      ) -> None:
+        if self.sender is None:
+            return
+        request = None
+        try:
+            request = protocol.parse_message(text_data)
+            if isinstance(request, protocol.Unsubscribe):
+                self._unsubscribe(request)
+            else:
+                await self._subscribe(request)
+        except protocol.ProtocolError as exc:
+            self._error(exc.message, exc.subscription)
+        except wire.WireError as exc:
+            self._error(f"{exc.error}: {exc.message}", getattr(request, "id", None))
+        except Exception as exc:  # a bug or an unexpected client error: the socket stays up
+            log.exception("live feed message failed")
+            self._error(f"Internal error: {exc}", getattr(request, "id", None))
+
+    def _error(self, message: str, subscription: object = None) -> None:
+        fields = {"message": message}
+        if subscription is not None:
+            fields["subscription"] = subscription
+        self.outbox.push_frame(protocol.frame("error", **fields))
+
+    def _unsubscribe(self, request: protocol.Unsubscribe) -> None:
+        subscription = self.subscriptions.pop(request.id, None)
+        if subscription is None:
+            raise protocol.ProtocolError(f"No subscription '{request.id}'.", request.id)
+        subscription.close()
+        self.outbox.push_frame(protocol.frame("unsubscribed", subscription=request.id))
+
+    async def _subscribe(self, request: protocol.Subscribe) -> None:
+        if request.id in self.subscriptions:
+            raise protocol.ProtocolError(
+                f"Subscription '{request.id}' exists; unsubscribe it or pick another id.",
+                request.id,
+            )
+        if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise protocol.ProtocolError(
+                f"At most {MAX_SUBSCRIPTIONS} subscriptions per socket.", request.id
+            )
+        partition_count = await run_blocking(_partition_count, self.tenant, request.topic)
+        if partition_count is None:
+            raise protocol.ProtocolError(f"Topic '{request.topic}' does not exist.", request.id)
+        partitions = list(request.partitions or range(partition_count))
+        if partitions[-1] >= partition_count:
+            raise protocol.ProtocolError(
+                f"Topic '{request.topic}' has partitions 0 to {partition_count - 1}.", request.id
+            )
+        subscription = Subscription(self.tenant.name, request, self.outbox, registry())
+        # Reserved before the awaits below, so a repeated id cannot slip in meanwhile.
+        self.subscriptions[request.id] = subscription
+        try:
+            starts = await subscription.start(partitions)
+        except BaseException:
+            self.subscriptions.pop(request.id, None)
+            raise
+        self.outbox.push_frame(protocol.frame("subscribed", **describe(subscription, starts)))
+        subscription.catch_up()
+
+
+def _partition_count(tenant: object, topic: str) -> int | None:
+    return Topic.objects.filter(tenant=tenant, name=topic).values_list(
+        "partition_count", flat=True
+    ).first()

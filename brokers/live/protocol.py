@@ -1,0 +1,163 @@
+"""The live feed's websocket protocol: client messages checked into requests, server frames.
+
+Plain Python, no Django. Client messages (JSON text frames):
+
+- ``{"action": "subscribe", "id": "s1", "topic": "orders", "partitions": [0, 2],
+  "from": "latest" | "earliest" | {"offset": n} | {"timestamp": ms}, "key": "user-1",
+  "key_format": "string", "value_format": "json"}``: only ``topic`` is required; ``id``
+  defaults to the topic's name, ``partitions`` to all, ``from`` to ``"latest"``, the formats to
+  REST's (keys as strings, values as JSON). ``key`` keeps only records with exactly that key
+  (given in ``key_format``). With ``{"offset": n}`` every asked partition starts at ``n``; a map
+  ``{"offsets": {"0": 10, "1": 20}}`` starts each partition at its own offset.
+- ``{"action": "unsubscribe", "id": "s1"}``.
+
+Server frames: ``record``, ``subscribed``, ``unsubscribed``, ``skipped``, ``error`` (see
+``brokers/live/README.md``).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from brokers.api.record_format import FORMATS, _encode
+
+MAX_ID_LENGTH = 200
+
+
+class ProtocolError(Exception):
+    """A client message that cannot be served; answered with an error frame, socket kept."""
+
+    def __init__(self, message: str, subscription: Any = None):
+        super().__init__(message)
+        self.message = message
+        self.subscription = subscription
+
+
+@dataclass(frozen=True, slots=True)
+class StartFrom:
+    """Where a subscription starts: a position, one offset for all, offsets, or a time."""
+
+    position: str | None = None  # "latest" | "earliest"
+    offset: int | None = None
+    offsets: dict[int, int] | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    id: Any
+    topic: str
+    partitions: tuple[int, ...] | None
+    start: StartFrom
+    key: bytes | None
+    key_format: str
+    value_format: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    id: Any
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 1 << 63
+
+
+def _subscription_id(message: dict, default: Any) -> Any:
+    sub_id = message.get("id", default)
+    if isinstance(sub_id, bool) or not isinstance(sub_id, (str, int)):
+        raise ProtocolError("Give 'id' as a string or an integer.")
+    if isinstance(sub_id, str) and not 0 < len(sub_id) <= MAX_ID_LENGTH:
+        raise ProtocolError(f"Give 'id' as 1 to {MAX_ID_LENGTH} characters.")
+    return sub_id
+
+
+def _start(raw: Any, sub_id: Any) -> StartFrom:
+    if raw in (None, "latest"):
+        return StartFrom(position="latest")
+    if raw == "earliest":
+        return StartFrom(position="earliest")
+    if isinstance(raw, dict) and len(raw) == 1:
+        if _is_count(raw.get("offset")):
+            return StartFrom(offset=raw["offset"])
+        if _is_count(raw.get("timestamp")):
+            return StartFrom(timestamp_ms=raw["timestamp"])
+        offsets = raw.get("offsets")
+        if isinstance(offsets, dict) and offsets:
+            parsed = {}
+            for partition, offset in offsets.items():
+                if not (str(partition).isdigit() and _is_count(offset)):
+                    break
+                parsed[int(partition)] = offset
+            else:
+                return StartFrom(offsets=parsed)
+    raise ProtocolError(
+        'Give \'from\' as "latest", "earliest", {"offset": n}, {"offsets": {"<partition>": n}} '
+        'or {"timestamp": ms}.',
+        sub_id,
+    )
+
+
+def parse_message(text: str | bytes | None) -> Subscribe | Unsubscribe:
+    """A client message as a request; raises ProtocolError saying what is wrong."""
+    if text is None:
+        raise ProtocolError("Send JSON text frames.")
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("Not valid JSON.") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("Send a JSON object with an 'action'.")
+    action = message.get("action")
+    if action == "unsubscribe":
+        if "id" not in message:
+            raise ProtocolError("Give the 'id' of the subscription to end.")
+        return Unsubscribe(_subscription_id(message, None))
+    if action != "subscribe":
+        raise ProtocolError("Give 'action' as 'subscribe' or 'unsubscribe'.")
+
+    topic = message.get("topic")
+    if not isinstance(topic, str) or not topic:
+        raise ProtocolError("Give the 'topic' to subscribe to.", message.get("id"))
+    sub_id = _subscription_id(message, topic)
+    partitions = message.get("partitions")
+    if partitions is not None:
+        if not (
+            isinstance(partitions, list) and partitions and all(_is_count(p) for p in partitions)
+        ):
+            raise ProtocolError(
+                "Give 'partitions' as a non-empty list of partition numbers.", sub_id
+            )
+        partitions = tuple(sorted(set(partitions)))
+    start = _start(message.get("from"), sub_id)
+    key_format = message.get("key_format", "string")
+    value_format = message.get("value_format", "json")
+    for field, fmt in (("key_format", key_format), ("value_format", value_format)):
+        if fmt not in FORMATS:
+            raise ProtocolError(f"Give '{field}' as one of {', '.join(FORMATS)}.", sub_id)
+    key = None
+    if message.get("key") is not None:
+        try:
+            key = _encode(message["key"], key_format)
+        except ValueError as exc:
+            raise ProtocolError(f"'key': {exc}", sub_id) from None
+    return Subscribe(sub_id, topic, partitions, start, key, key_format, value_format)
+
+
+def frame(kind: str, **fields: Any) -> str:
+    """A server frame of type ``kind``, as JSON text."""
+    return orjson.dumps({"type": kind, **fields}).decode()
+
+
+def record_frame_prefix(sub_id: Any) -> bytes:
+    """The start of every record frame of one subscription; a record's JSON body follows it.
+
+    The body (``record_answer`` as JSON) is made once per record and format and shared by all
+    subscribers, so fan-out costs a concatenation per subscriber, not a serialization.
+    """
+    return b'{"type":"record","subscription":' + orjson.dumps(sub_id) + b","
+
+
+def record_frame(prefix: bytes, body: bytes) -> str:
+    return (prefix + body[1:]).decode()

@@ -1,0 +1,124 @@
+"""The live tail page in a real headless Chromium: log in, pick a topic, watch records arrive.
+
+Needs Debian's Chromium at /usr/bin/chromium (``apt-get install chromium``) and the PyPI
+package ``playwright`` (driving that Chromium; no browser download). Skipped without either.
+"""
+
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.cluster import ROOT, running_cluster
+from tests.integration.conftest import free_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+SCREENSHOT = ROOT / "var" / "screenshots" / "live_tail.png"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+sync_playwright = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed"
+).sync_playwright
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    with running_cluster(tmp_path_factory.mktemp("live-page"), broker_count=1) as cluster:
+        port = free_port()
+        web = cluster.spawn(
+            "web",
+            [sys.executable, "-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log"],
+        )
+        cluster.base_url = f"http://127.0.0.1:{port}"
+
+        def is_up() -> bool:
+            if web.popen.poll() is not None:
+                raise AssertionError(f"web exited:\n{web.log()}")
+            return httpx.get(f"{cluster.base_url}/api/schema/").status_code == 200
+
+        wait_for(is_up, 60, "web up")
+        cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
+        cluster.manage(
+            "shell", "-c",
+            "from django.contrib.auth.models import User; "
+            "User.objects.create_superuser('operator', 'op@example.com', 'op-password-1')",
+        )
+        yield cluster
+
+
+def test_operator_watches_records_arrive_on_the_live_tail_page(site):
+    from confluent_kafka import Producer
+
+    rest = httpx.Client(
+        base_url=f"{site.base_url}/api/v1",
+        headers={"Authorization": f"Bearer {site.token}"}, timeout=30,
+    )
+    assert rest.post("/topics", json={"name": "payments", "partition_count": 2}).status_code == 201
+    wait_for(lambda: rest.get("/topics/payments/partitions").status_code == 200, 30, "offsets")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{site.base_url}/live/")
+        # Not logged in: the admin login, then back to the page.
+        page.fill("#id_username", "operator")
+        page.fill("#id_password", "op-password-1")
+        page.click("input[type=submit]")
+        page.wait_for_url("**/live/**")
+        assert page.locator("header a", has_text="Live tail").count() == 1
+        page.select_option("#tenant", "acme")
+        page.wait_for_load_state()
+        page.select_option("#topic", "payments")
+        page.click("#start")
+        page.wait_for_function("document.getElementById('status').textContent === 'live'")
+
+        username, password = site.token.split(".", 1)
+        producer = Producer({
+            "bootstrap.servers": site.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
+        })
+        for i in range(60):
+            producer.produce(
+                "payments", key=f"customer-{i % 6}".encode(),
+                value=b'{"amount": %d, "currency": "EUR", "id": "pay-%04d"}' % (i * 7, i),
+                headers=[("source", b"checkout")],
+            )
+        assert producer.flush(30) == 0
+
+        page.wait_for_function(
+            "document.querySelectorAll('#records tbody tr').length >= 60", timeout=20_000
+        )
+        page.wait_for_function("document.getElementById('total').textContent === '60'")
+        # The text filter narrows what is shown, client side.
+        page.fill("#text-filter", "customer-3")
+        page.wait_for_function("document.getElementById('shown').textContent === '10'")
+        page.fill("#text-filter", "")
+        page.locator("#records tbody tr").first.click()
+        assert "amount" in page.locator("#detail").text_content()
+
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT))
+        print(f"screenshot: {SCREENSHOT}")
+
+        # Pause, produce more, resume: the page picks up where it stopped, missing nothing.
+        page.click("#pause")
+        page.wait_for_function("document.getElementById('status').textContent === 'paused'")
+        for i in range(60, 70):
+            producer.produce("payments", key=b"late", value=b'{"n": %d}' % i)
+        assert producer.flush(30) == 0
+        page.click("#pause")
+        page.wait_for_function(
+            "document.querySelectorAll('#records tbody tr').length >= 70", timeout=20_000
+        )
+        page.wait_for_function("document.getElementById('total').textContent === '70'")
+        browser.close()
+    assert SCREENSHOT.stat().st_size > 10_000
