@@ -4,14 +4,13 @@ Needs Debian's Chromium at /usr/bin/chromium (``apt-get install chromium``) and 
 package ``playwright`` (driving that Chromium; no browser download). Skipped without either.
 """
 
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.cluster import ROOT, running_cluster
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +31,7 @@ sync_playwright = pytest.importorskip(
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("live-page"), broker_count=1) as cluster:
-        port = free_port()
-        web = cluster.spawn(
-            "web",
-            [sys.executable, "-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-        )
-        cluster.base_url = f"http://127.0.0.1:{port}"
-
-        def is_up() -> bool:
-            if web.popen.poll() is not None:
-                raise AssertionError(f"web exited:\n{web.log()}")
-            return httpx.get(f"{cluster.base_url}/api/schema/").status_code == 200
-
-        wait_for(is_up, 60, "web up")
+        cluster.start_web()
         cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
         cluster.manage(
             "shell", "-c",

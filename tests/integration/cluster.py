@@ -70,6 +70,8 @@ class Cluster:
     env: dict[str, str]
     processes: dict[str, Process] = field(default_factory=dict)
     broker_ports: dict[int, int] = field(default_factory=dict)
+    base_url: str = ""  # set by start_web
+    ws_url: str = ""
 
     @property
     def bootstrap(self) -> str:
@@ -114,6 +116,27 @@ class Cluster:
         )
         wait_for(lambda: self._is_listening(process, port), 60, f"broker {broker_id} listening")
         return process
+
+    def start_web(self) -> Process:
+        """The web tier (uvicorn on djafka.asgi) on a free port; sets base_url and ws_url."""
+        import httpx
+
+        port = free_port()
+        web = self.spawn(
+            "web",
+            [sys.executable, "-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--no-access-log"],
+        )
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}/ws/v1/live"
+
+        def is_up() -> bool:
+            if web.popen.poll() is not None:
+                raise AssertionError(f"web exited:\n{web.log()}")
+            return httpx.get(f"{self.base_url}/api/schema/").status_code == 200
+
+        wait_for(is_up, 60, "web up")
+        return web
 
     def _is_listening(self, process: Process, port: int) -> bool:
         import socket

@@ -10,7 +10,6 @@ the same partitions gets every record.
 import asyncio
 import os
 import socket
-import sys
 import time
 from collections import defaultdict
 
@@ -21,7 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.cluster import running_cluster
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -33,23 +32,9 @@ OUTBOX_BYTES = 16 * 1024 * 1024
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("live-feed"), broker_count=2) as cluster:
-        port = free_port()
         cluster.env["DJAFKA_LIVE_OUTBOX_RECORDS"] = str(OUTBOX_RECORDS)
         cluster.env["DJAFKA_LIVE_OUTBOX_BYTES"] = str(OUTBOX_BYTES)
-        web = cluster.spawn(
-            "web",
-            [sys.executable, "-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-        )
-        cluster.base_url = f"http://127.0.0.1:{port}"
-        cluster.ws_url = f"ws://127.0.0.1:{port}/ws/v1/live"
-
-        def is_up() -> bool:
-            if web.popen.poll() is not None:
-                raise AssertionError(f"web exited:\n{web.log()}")
-            return httpx.get(f"{cluster.base_url}/api/schema/").status_code == 200
-
-        wait_for(is_up, 60, "web up")
+        cluster.start_web()
         cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
         cluster.other_token = cluster.manage("issue_api_key", "globex", "--create").strip()
         yield cluster

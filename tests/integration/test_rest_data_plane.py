@@ -6,7 +6,6 @@ start, an offset, a time, and by long poll; a consumer group's lag is answered; 
 reaches another tenant's topics.
 """
 
-import sys
 import threading
 import time
 
@@ -15,7 +14,7 @@ import pytest
 from kafka.partitioner.default import murmur2
 
 from tests.integration.cluster import running_cluster
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,20 +24,7 @@ PARTITIONS = 3
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("rest-data-plane"), broker_count=2) as cluster:
-        port = free_port()
-        web = cluster.spawn(
-            "web",
-            [sys.executable, "-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-        )
-        cluster.base_url = f"http://127.0.0.1:{port}"
-
-        def is_up() -> bool:
-            if web.popen.poll() is not None:
-                raise AssertionError(f"web exited:\n{web.log()}")
-            return httpx.get(f"{cluster.base_url}/api/schema/").status_code == 200
-
-        wait_for(is_up, 60, "web up")
+        cluster.start_web()
         cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
         cluster.other_token = cluster.manage("issue_api_key", "globex", "--create").strip()
         yield cluster

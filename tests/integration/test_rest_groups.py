@@ -6,14 +6,13 @@ session timeout hands its partitions to the others; committed offsets are where 
 resumes; a REST member and a kafka-python consumer share one group; tenants stay apart.
 """
 
-import sys
 import time
 
 import httpx
 import pytest
 
 from tests.integration.cluster import running_cluster
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -23,20 +22,7 @@ PARTITIONS = 6
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("rest-groups"), broker_count=2) as cluster:
-        port = free_port()
-        web = cluster.spawn(
-            "web",
-            [sys.executable, "-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
-        )
-        cluster.base_url = f"http://127.0.0.1:{port}"
-
-        def is_up() -> bool:
-            if web.popen.poll() is not None:
-                raise AssertionError(f"web exited:\n{web.log()}")
-            return httpx.get(f"{cluster.base_url}/api/schema/").status_code == 200
-
-        wait_for(is_up, 60, "web up")
+        cluster.start_web()
         cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
         cluster.other_token = cluster.manage("issue_api_key", "globex", "--create").strip()
         yield cluster
