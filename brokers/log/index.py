@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import struct
+from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
 
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 
 
-class _Index:
+class _Index(ABC):
     """Shared file handling: append buffered entries, rewrite on truncate."""
 
     entry: struct.Struct
@@ -68,8 +69,9 @@ class _Index:
             file.write(data)
         os.replace(tmp, self.path)
 
+    @abstractmethod
     def _pack(self, key: int, value: int) -> bytes:
-        raise NotImplementedError
+        """One entry as it lies in the file."""
 
     def reset(self) -> None:
         """Forget every entry (before a rebuild)."""
