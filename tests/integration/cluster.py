@@ -138,6 +138,16 @@ class Cluster:
         wait_for(is_up, 60, "web up")
         return web
 
+    def rest_client(self, token: str):  # type: ignore[no-untyped-def]
+        """An httpx client for the REST API under /api/v1 acting with API key ``token``."""
+        import httpx
+
+        return httpx.Client(
+            base_url=f"{self.base_url}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+
     def _is_listening(self, process: Process, port: int) -> bool:
         import socket
 

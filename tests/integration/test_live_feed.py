@@ -13,7 +13,6 @@ import socket
 import time
 from collections import defaultdict
 
-import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import connect
@@ -42,11 +41,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rest(cluster):
-    with httpx.Client(
-        base_url=f"{cluster.base_url}/api/v1",
-        headers={"Authorization": f"Bearer {cluster.token}"},
-        timeout=60,
-    ) as client:
+    with cluster.rest_client(cluster.token) as client:
         yield client
 
 

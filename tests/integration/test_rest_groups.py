@@ -8,7 +8,6 @@ resumes; a REST member and a kafka-python consumer share one group; tenants stay
 
 import time
 
-import httpx
 import pytest
 
 from tests.integration.cluster import running_cluster
@@ -28,17 +27,9 @@ def cluster(tmp_path_factory):
         yield cluster
 
 
-def api_client(cluster, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=f"{cluster.base_url}/api/v1",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
-
-
 @pytest.fixture(scope="module")
 def rest(cluster):
-    with api_client(cluster, cluster.token) as client:
+    with cluster.rest_client(cluster.token) as client:
         yield client
 
 
@@ -232,7 +223,7 @@ def test_rest_member_and_kafka_python_consumer_share_a_group(cluster, rest, clic
 def test_another_tenant_cannot_reach_a_member(cluster, rest, clicks):
     member = join(rest, "private", [clicks])
     base = f"/groups/private/members/{member}"
-    with api_client(cluster, cluster.other_token) as globex:
+    with cluster.rest_client(cluster.other_token) as globex:
         assert globex.get(f"{base}/records", params={"timeout_ms": 0}).status_code == 404
         assert globex.post(f"{base}/offsets").status_code == 404
         assert globex.get(f"{base}/assignment").status_code == 404
