@@ -348,6 +348,7 @@ class ConsumerGroupAdmin(TenantScopedAdmin):
         "protocol_name",
         "generation_id",
         "leader_member_id",
+        "state_changed_at",
         "created_at",
         "updated_at",
         "lag_table",
@@ -358,6 +359,7 @@ class ConsumerGroupAdmin(TenantScopedAdmin):
         "reset_offsets_to_earliest",
         "reset_offsets_to_latest",
         "reset_offsets_to_time",
+        "delete_committed_offsets",
     ]
     # A group page must render while brokers are down: the log end offsets wait this long.
     lag_timeout_s = 2.0
@@ -423,19 +425,37 @@ class ConsumerGroupAdmin(TenantScopedAdmin):
             request, "admin/brokers/consumergroup/reset_offsets_to_time.html", context
         )
 
+    @admin.action(description="Delete committed offsets (empty groups only)")
+    def delete_committed_offsets(
+        self, request: HttpRequest, queryset: QuerySet[ConsumerGroup]
+    ) -> None:
+        """As kafka-consumer-groups --delete-offsets (OffsetDelete) on an Empty group; the group
+        itself goes at its coordinator's next offset expiry pass, as Kafka's does."""
+        for group in queryset:
+            if not self._is_empty(request, group, "deleted"):
+                continue
+            deleted, _ = group.committed_offsets.all().delete()
+            self.message_user(request, f"{group.group_id}: deleted {deleted} committed offsets.")
+
+    def _is_empty(self, request: HttpRequest, group: ConsumerGroup, done: str) -> bool:
+        """Offsets change only while the group is Empty; otherwise say so."""
+        if group.state == ConsumerGroup.State.EMPTY and not group.members.exists():
+            return True
+        self.message_user(
+            request,
+            f"{group.group_id}: offsets can only be {done} while the group is Empty "
+            f"(it is {group.state}); stop its consumers first.",
+            messages.ERROR,
+        )
+        return False
+
     def _reset_offsets(
         self, request: HttpRequest, queryset: QuerySet[ConsumerGroup], timestamp: int, to: str
     ) -> None:
         """As kafka-consumer-groups --reset-offsets --all-topics --execute: every partition of
         each topic the group has committed offsets for, and only while the group is Empty."""
         for group in queryset.select_related("tenant"):
-            if group.state != ConsumerGroup.State.EMPTY or group.members.exists():
-                self.message_user(
-                    request,
-                    f"{group.group_id}: offsets can only be reset while the group is Empty "
-                    f"(it is {group.state}); stop its consumers first.",
-                    messages.ERROR,
-                )
+            if not self._is_empty(request, group, "reset"):
                 continue
             topics = Topic.objects.filter(committed_offsets__group=group).distinct()
             partitions = {t.name: list(range(t.partition_count)) for t in topics}

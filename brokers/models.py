@@ -171,6 +171,12 @@ class ConsumerGroup(models.Model):
     )
     generation_id = models.IntegerField(default=0)
     leader_member_id = models.CharField(max_length=255, blank=True, default="")
+    state_changed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the group entered its state. An Empty group's committed offsets expire "
+        "offsets.retention after it (KIP-211).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -198,6 +198,15 @@ DJAFKA_KAFKA_OPEN_TENANT = os.environ.get("DJAFKA_KAFKA_OPEN_TENANT", "")
 DJAFKA_LOG_MAINTENANCE_INTERVAL_S = float(
     os.environ.get("DJAFKA_LOG_MAINTENANCE_INTERVAL_S", "300")
 )
+# Committed offsets of a group Empty for this long (of a standalone group: committed this long
+# ago) expire, checked this often by each group's coordinator (Kafka's offsets.retention.minutes,
+# 7 days, and offsets.retention.check.interval.ms, 10 minutes; KIP-211).
+DJAFKA_OFFSETS_RETENTION_MINUTES = float(
+    os.environ.get("DJAFKA_OFFSETS_RETENTION_MINUTES", "10080")
+)
+DJAFKA_OFFSETS_RETENTION_CHECK_INTERVAL_MS = int(
+    os.environ.get("DJAFKA_OFFSETS_RETENTION_CHECK_INTERVAL_MS", "600000")
+)
 DJAFKA_AUTO_CREATE_TOPICS = env_bool("DJAFKA_AUTO_CREATE_TOPICS", True)
 DJAFKA_MAX_PARTITIONS_PER_TOPIC = int(os.environ.get("DJAFKA_MAX_PARTITIONS_PER_TOPIC", "1000"))
 

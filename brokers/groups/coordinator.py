@@ -6,6 +6,10 @@ barrier or the leader (futures by member id), one timer per group at its next de
 a group from the store when this broker becomes its coordinator (lazily, on its first request),
 and writing every state change back (coalesced, in order, off the event loop).
 
+Offsets: committed through the store (never cached here), deleted by OffsetDelete, and expired
+by `expire_offsets` every offsets.retention.check.interval.ms once `start()` ran, for the groups
+this broker coordinates (rules: offsets.py).
+
 Everything here runs on the node's event loop thread; only the store's calls leave it.
 """
 
@@ -28,6 +32,7 @@ from brokers.protocol.group_services import (
     JoinResult,
     LeaveResult,
     LeavingMember,
+    OffsetDeleteResult,
     OffsetFetchResult,
     PartitionError,
     SyncRequest,
@@ -36,6 +41,7 @@ from brokers.protocol.group_services import (
 from brokers.protocol.services import BrokerEndpoint, Principal
 
 from .group import Group, GroupState, random_member_id
+from .offsets import expiry_condition, plan_offset_deletion
 from .placement import coordinator_for
 from .records import GroupRecord, GroupStore
 from .settings import GroupSettings
@@ -81,6 +87,7 @@ class GroupCoordinator:
         self._timers: dict[GroupKey, asyncio.TimerHandle] = {}
         self._unsaved: dict[GroupKey, GroupRecord] = {}
         self._savers: dict[GroupKey, asyncio.Task[None]] = {}
+        self._expiry: asyncio.Task[None] | None = None
 
     # --- FindCoordinator ----------------------------------------------------------------
 
@@ -223,7 +230,9 @@ class GroupCoordinator:
         to_store = [
             o for o, too_large in zip(request.offsets, is_too_large, strict=True) if not too_large
         ]
-        stored = iter(await self._store.commit_offsets(tenant, request.group_id, to_store))
+        stored = iter(
+            await self._store.commit_offsets(tenant, request.group_id, to_store, self._clock_ms())
+        )
         return tuple(
             PartitionError(
                 o.topic,
@@ -248,6 +257,90 @@ class GroupCoordinator:
             return OffsetFetchResult(error)
         offsets = await self._store.fetch_offsets(tenant, group_id, partitions)
         return OffsetFetchResult(ErrorCode.none, tuple(offsets))
+
+    async def delete_offsets(
+        self, principal: Principal | None, group_id: str, partitions: Sequence[tuple[str, int]]
+    ) -> OffsetDeleteResult:
+        tenant = self._tenant_of(principal)
+        error = self._check_group(tenant, group_id)
+        if error:
+            return OffsetDeleteResult(error)
+        key = (tenant, group_id)
+        group = await self._get_group(key, create=False)
+        if group is None:
+            return OffsetDeleteResult(ErrorCode.group_id_not_found)
+        plan = plan_offset_deletion(group, partitions)
+        if plan.error_code:
+            return OffsetDeleteResult(plan.error_code)
+        if plan.deletable:
+            remaining = await self._store.delete_offsets(tenant, group_id, plan.deletable)
+            await self._remove_if_unused(key, group, remaining)
+        subscribed = set(plan.subscribed)
+        return OffsetDeleteResult(
+            ErrorCode.none,
+            tuple(
+                PartitionError(
+                    topic,
+                    partition,
+                    ErrorCode.group_subscribed_to_topic
+                    if (topic, partition) in subscribed
+                    else ErrorCode.none,
+                )
+                for topic, partition in partitions
+            ),
+        )
+
+    async def expire_offsets(self) -> int:
+        """Expire committed offsets past offsets.retention (KIP-211) in the groups this broker
+        coordinates, and remove the Empty groups left without any; how many offsets expired."""
+        # The store picks candidates by the states it has: let the pending writes land first
+        # (those in flight now; a busy coordinator always has more, decided from memory anyway).
+        await asyncio.gather(*self._savers.values(), return_exceptions=True)
+        now_ms = self._clock_ms()
+        retention_ms = self.settings.offsets_retention_ms
+        expired = 0
+        for key in await self._store.expiry_candidates(now_ms - retention_ms):
+            if self._coordinator_of(*key) != self.node_id:
+                continue
+            try:
+                expired += await self._expire_group_offsets(key, now_ms)
+            except Exception:
+                log.exception("could not expire offsets of group %s/%s", *key)
+        if expired:
+            log.info("expired %d committed offsets", expired)
+        return expired
+
+    async def _expire_group_offsets(self, key: GroupKey, now_ms: float) -> int:
+        group = await self._get_group(key, create=False)
+        if group is None:
+            return 0
+        commit_times = await self._store.offset_commit_times(*key)
+        condition = expiry_condition(group)
+        if condition is None:
+            return 0
+        retention_ms = self.settings.offsets_retention_ms
+        expired = [
+            (topic, partition)
+            for (topic, partition), commit_ms in commit_times.items()
+            if condition.is_expired(topic, commit_ms, now_ms, retention_ms)
+        ]
+        remaining = len(commit_times)
+        if expired:
+            # An offset committed while we were deciding is newer than every one we saw: it stays.
+            remaining = await self._store.delete_offsets(
+                *key, expired, committed_up_to_ms=max(commit_times[tp] for tp in expired)
+            )
+        await self._remove_if_unused(key, group, remaining)
+        return len(expired)
+
+    async def _remove_if_unused(self, key: GroupKey, group: Group, remaining: int) -> None:
+        """An Empty group without committed offsets is removed (Dead), as Kafka's
+        cleanupGroupMetadata does after OffsetDelete and offset expiry."""
+        if remaining or not group.is_empty or self._groups.get(key) is not group:
+            return
+        await self._forget(key, group)
+        # A commit that slipped in meanwhile keeps the group in the store; it loads from there.
+        await self._store.delete_group_without_offsets(*key)
 
     # --- administration -----------------------------------------------------------------
 
@@ -289,16 +382,25 @@ class GroupCoordinator:
             return ErrorCode.group_id_not_found
         if not group.is_empty:
             return ErrorCode.non_empty_group
-        group.mark_dead()
-        self._drop(key)
-        self._unsaved.pop(key, None)
-        saver = self._savers.get(key)
-        if saver is not None:
-            await asyncio.shield(saver)
+        await self._forget(key, group)
         await self._store.delete_group(tenant, group_id)
         return ErrorCode.none
 
     # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Expire offsets every offsets.retention.check.interval.ms until `close()`."""
+        if self._expiry is None:
+            self._expiry = asyncio.get_running_loop().create_task(self._expire_periodically())
+
+    async def _expire_periodically(self) -> None:
+        interval_s = self.settings.offsets_retention_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.expire_offsets()
+            except Exception:
+                log.exception("offset expiry failed; retrying in %.0f s", interval_s)
 
     async def flush(self) -> None:
         """Wait until every state change so far is in the store."""
@@ -306,7 +408,11 @@ class GroupCoordinator:
             await asyncio.gather(*self._savers.values(), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stop timers, answer waiting requests with NOT_COORDINATOR, flush the store."""
+        """Stop expiry and timers, answer waiting requests with NOT_COORDINATOR, flush."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
+            self._expiry = None
         for key in list(self._groups):
             self._drop(key)
         await self.flush()
@@ -419,6 +525,16 @@ class GroupCoordinator:
             return
         group.tick(self._clock_ms())
         self._after_change(key, group)
+
+    async def _forget(self, key: GroupKey, group: Group) -> None:
+        """Mark the group Dead and forget it here, once its pending writes are in the store
+        (so that none of them re-creates it after the caller deleted it there)."""
+        group.mark_dead(self._clock_ms())
+        self._drop(key)
+        self._unsaved.pop(key, None)
+        saver = self._savers.get(key)
+        if saver is not None:
+            await asyncio.shield(saver)
 
     def _drop(self, key: GroupKey) -> None:
         """Forget a group here: its timer stops and its waiting requests get NOT_COORDINATOR."""

@@ -77,6 +77,9 @@ class Group:
         self.settings = settings
         self._new_member_id = new_member_id
         self.state = GroupState.EMPTY
+        self.state_timestamp_ms: float | None = None
+        """When the group entered its state (Kafka's currentStateTimestamp); None until its first
+        transition. An Empty group's offsets expire retention after it (KIP-211)."""
         self.generation_id = 0
         self.protocol_type: str | None = None
         self.protocol_name: str | None = None
@@ -121,6 +124,9 @@ class Group:
             GroupState.COMPLETING_REBALANCE,
         )
         if not record.members or not (is_stable or is_rebalancing):
+            # Empty: since when it was (its offsets' retention counts from then), else from now.
+            was_empty = record.state == GroupState.EMPTY
+            group.state_timestamp_ms = record.state_timestamp_ms if was_empty else now_ms
             return group
         for member_record in record.members:
             member = Member.from_record(member_record, record.protocol_type, now_ms)
@@ -132,9 +138,10 @@ class Group:
         )
         if is_stable:
             group.state = GroupState.STABLE
+            group.state_timestamp_ms = record.state_timestamp_ms
             group.protocol_name = record.protocol_name
         else:
-            group.state = GroupState.PREPARING_REBALANCE
+            group._transition_to(GroupState.PREPARING_REBALANCE, now_ms)
             group.rebalance_deadline_ms = now_ms + group._rebalance_timeout_ms()
         return group
 
@@ -148,6 +155,7 @@ class Group:
             generation_id=self.generation_id,
             leader_id=self.leader_id or "",
             members=tuple(member.record() for member in self.members.values()),
+            state_timestamp_ms=self.state_timestamp_ms,
         )
 
     # --- queries ------------------------------------------------------------------------
@@ -417,7 +425,7 @@ class Group:
         else:
             self._initial_delay_remaining_ms = None
             self.rebalance_deadline_ms = now_ms + self._rebalance_timeout_ms()
-        self.state = GroupState.PREPARING_REBALANCE
+        self._transition_to(GroupState.PREPARING_REBALANCE, now_ms)
 
     def _rebalance_timeout_ms(self) -> int:
         return max((m.rebalance_timeout_ms for m in self.members.values()), default=0)
@@ -450,7 +458,7 @@ class Group:
         self.rebalance_deadline_ms = None
         self.generation_id += 1
         if not self.members:
-            self.state = GroupState.EMPTY
+            self._transition_to(GroupState.EMPTY, now_ms)
             self.protocol_name = None
             self.leader_id = None
             return
@@ -459,7 +467,7 @@ class Group:
             # The leader must be a member that gets this JoinGroup response.
             self.leader_id = next(m.member_id for m in self.members.values() if m.is_awaiting_join)
         self.protocol_name = self._select_protocol()
-        self.state = GroupState.COMPLETING_REBALANCE
+        self._transition_to(GroupState.COMPLETING_REBALANCE, now_ms)
         self.pending_sync = set(self.members)
         self.sync_deadline_ms = now_ms + self._rebalance_timeout_ms()
         for member in self.members.values():
@@ -494,7 +502,7 @@ class Group:
         if member.member_id == self.leader_id:
             for member_id, other in self.members.items():
                 other.assignment = request.assignments.get(member_id, b"")
-            self.state = GroupState.STABLE
+            self._transition_to(GroupState.STABLE, now_ms)
             for other in self.members.values():
                 if other.is_awaiting_sync:
                     other.is_awaiting_sync = False
@@ -576,9 +584,13 @@ class Group:
         self.members[member_id].last_heartbeat_ms = now_ms
         return ErrorCode.none
 
-    def mark_dead(self) -> None:
+    def mark_dead(self, now_ms: float) -> None:
         """Deleted: any request still holding this object gets COORDINATOR_NOT_AVAILABLE."""
-        self.state = GroupState.DEAD
+        self._transition_to(GroupState.DEAD, now_ms)
+
+    def _transition_to(self, state: GroupState, now_ms: float) -> None:
+        self.state = state
+        self.state_timestamp_ms = now_ms
 
     def _validate_member(self, member_id: str, group_instance_id: str | None) -> int:
         if group_instance_id is not None:

@@ -7,7 +7,7 @@ offsets survive a restart of every broker node. The Django store is brokers/node
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +38,9 @@ class GroupRecord:
     generation_id: int
     leader_id: str
     members: tuple[MemberRecord, ...] = ()
+    state_timestamp_ms: float | None = None
+    """When the group entered its state (Kafka's currentStateTimestamp): for an Empty group, the
+    time its offsets' retention counts from. None for groups stored before it was kept."""
 
 
 class GroupStore(Protocol):
@@ -56,12 +59,48 @@ class GroupStore(Protocol):
     async def list_groups(self, tenant: str) -> Sequence[GroupOverview]: ...
 
     async def commit_offsets(
-        self, tenant: str, group_id: str, offsets: Sequence[OffsetToCommit]
+        self,
+        tenant: str,
+        group_id: str,
+        offsets: Sequence[OffsetToCommit],
+        commit_time_ms: float,
     ) -> tuple[int, ...]:
         """Store the offsets (creating the group row if needed); an error code per offset.
 
-        UNKNOWN_TOPIC_OR_PARTITION for a topic the tenant does not have (anymore).
+        UNKNOWN_TOPIC_OR_PARTITION for a topic the tenant does not have (anymore). The commit
+        time (the coordinator's clock) is what a standalone group's offsets expire by.
         """
+        ...
+
+    async def offset_commit_times(
+        self, tenant: str, group_id: str
+    ) -> Mapping[tuple[str, int], float]:
+        """The commit time (ms) of each of the group's committed offsets, by (topic, partition)."""
+        ...
+
+    async def delete_offsets(
+        self,
+        tenant: str,
+        group_id: str,
+        partitions: Sequence[tuple[str, int]],
+        *,
+        committed_up_to_ms: float | None = None,
+    ) -> int:
+        """Delete those partitions' committed offsets; how many the group has left.
+
+        With `committed_up_to_ms`, only offsets committed at or before it go: one committed
+        since the caller looked at them stays.
+        """
+        ...
+
+    async def delete_group_without_offsets(self, tenant: str, group_id: str) -> bool:
+        """Delete the group (and its members) if it has no committed offsets; whether it did."""
+        ...
+
+    async def expiry_candidates(self, retention_start_ms: float) -> Sequence[tuple[str, str]]:
+        """(tenant, group id) of every group whose offsets may expire or that may be removed:
+        an offset committed at or before `retention_start_ms` (now minus the retention), Empty
+        since then, or Empty with no committed offsets. A superset: the coordinator decides."""
         ...
 
     async def fetch_offsets(

@@ -1,4 +1,4 @@
-"""The coordinator's settings: Kafka's group.* broker configs, with Kafka's defaults."""
+"""The coordinator's settings: Kafka's group.* and offsets.* broker configs, Kafka's defaults."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ class GroupSettings:
     """group.max.size: a join beyond it is GROUP_MAX_SIZE_REACHED."""
     max_offset_metadata_bytes: int = 4096
     """offset.metadata.max.bytes: a longer commit metadata string is OFFSET_METADATA_TOO_LARGE."""
+    offsets_retention_ms: int = 7 * 24 * 60 * 60 * 1000
+    """offsets.retention.minutes (7 days): how long a group's committed offsets outlive it being
+    Empty, or a standalone group's offset its commit (KIP-211; brokers/groups/offsets.py)."""
+    offsets_retention_check_interval_ms: int = 600_000
+    """offsets.retention.check.interval.ms: how often the coordinator expires offsets."""

@@ -138,6 +138,7 @@ class BrokerNode:
         self.server = KafkaServer(self.services, settings=listener)
         try:
             self.loop.run_until_complete(self.server.start())
+            self.loop.run_until_complete(self.services.groups.start())  # offset expiry
         except BaseException as exc:
             self._startup_error = exc
             self._ready.set()

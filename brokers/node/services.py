@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from brokers.groups.coordinator import GroupCoordinator
+from brokers.groups.settings import GroupSettings
 from brokers.node.admin_service import DjangoAdminService
 from brokers.node.group_store import DjangoGroupStore
 from brokers.node.log_manager import ReplicaLogManager
@@ -44,6 +45,12 @@ class NodeServices:
             brokers=self.metadata.brokers,
             tenant_of=self.tenant_of,
             store=DjangoGroupStore(),
+            settings=GroupSettings(
+                offsets_retention_ms=round(settings.DJAFKA_OFFSETS_RETENTION_MINUTES * 60_000),
+                offsets_retention_check_interval_ms=(
+                    settings.DJAFKA_OFFSETS_RETENTION_CHECK_INTERVAL_MS
+                ),
+            ),
         )
 
     def _snapshot(self) -> MetadataSnapshot:

@@ -153,6 +153,14 @@ class OffsetFetchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class OffsetDeleteResult:
+    error_code: int
+    """A group-level error (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, NOT_COORDINATOR...)."""
+    partitions: tuple[PartitionError, ...] = ()
+    """Each requested partition, in request order: NONE or GROUP_SUBSCRIBED_TO_TOPIC."""
+
+
+@dataclass(frozen=True, slots=True)
 class GroupOverview:
     group_id: str
     protocol_type: str
@@ -236,6 +244,16 @@ class GroupCoordinator(Protocol):
         require_stable: bool = False,
     ) -> OffsetFetchResult:
         """Committed offsets of those partitions (None: every partition the group has one for)."""
+        ...
+
+    async def delete_offsets(
+        self, principal: Principal | None, group_id: str, partitions: Sequence[tuple[str, int]]
+    ) -> OffsetDeleteResult:
+        """OffsetDelete (KIP-496): remove the group's committed offsets of those partitions.
+
+        Partitions of topics the tenant has; NONE also where the group had no offset. A group
+        with members keeps the offsets of topics a member subscribes to.
+        """
         ...
 
     async def list_groups(

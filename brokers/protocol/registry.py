@@ -48,6 +48,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "brokers.protocol.list_groups",
     "brokers.protocol.describe_groups",
     "brokers.protocol.delete_groups",
+    "brokers.protocol.offset_delete",
     "brokers.protocol.init_producer_id",
 )
 """Modules whose handlers every broker registers, in API-key order of appearance."""

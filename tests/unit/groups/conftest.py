@@ -6,7 +6,7 @@ import pytest
 
 from brokers.groups.memory_store import InMemoryGroupStore
 
-TOPICS = {("acme", "events"): 6, ("globex", "orders"): 2}
+TOPICS = {("acme", "events"): 6, ("acme", "audit"): 2, ("globex", "orders"): 2}
 
 
 @pytest.fixture

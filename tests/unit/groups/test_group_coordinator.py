@@ -6,7 +6,6 @@ import asyncio
 
 from brokers.groups.coordinator import GroupCoordinator
 from brokers.groups.placement import coordinator_for
-from brokers.groups.settings import GroupSettings
 from brokers.protocol.errors import ErrorCode
 from brokers.protocol.group_services import (
     COORDINATOR_KEY_GROUP,
@@ -17,22 +16,7 @@ from brokers.protocol.group_services import (
     OffsetToCommit,
     SyncRequest,
 )
-from brokers.protocol.services import BrokerEndpoint, Principal
-
-ACME = Principal("acme-key", tenant="acme")
-GLOBEX = Principal("globex-key", tenant="globex")
-SETTINGS = GroupSettings(initial_rebalance_delay_ms=0, min_session_timeout_ms=100)
-
-
-def coordinator(store, brokers=(1,), node_id=1) -> GroupCoordinator:
-    endpoints = [BrokerEndpoint(b, "127.0.0.1", 9000 + b) for b in brokers]
-    return GroupCoordinator(
-        node_id,
-        brokers=lambda: endpoints,
-        tenant_of=lambda p: p.tenant if p is not None else "acme",
-        store=store,
-        settings=SETTINGS,
-    )
+from tests.unit.groups.group_support import ACME, GLOBEX, coordinator
 
 
 def join(group_id: str, member_id: str = "", session_ms: int = 10_000) -> JoinRequest:

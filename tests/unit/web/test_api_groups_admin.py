@@ -1,4 +1,5 @@
-"""The consumer group admin page: lag per partition, and offset resets while a group is Empty."""
+"""The consumer group admin page: lag per partition, and offset resets and deletes while a group
+is Empty."""
 
 import pytest
 from django.contrib.auth.models import User
@@ -79,14 +80,28 @@ def test_reset_to_time_asks_for_the_time_first(operator, group, offsets):
     assert committed(group) == {0: 30}
 
 
-def test_reset_is_refused_while_the_group_has_members(operator, group, offsets):
+@pytest.mark.parametrize(
+    ("action", "done"),
+    [("reset_offsets_to_earliest", b"reset"), ("delete_committed_offsets", b"deleted")],
+)
+def test_offsets_stay_while_the_group_has_members(operator, group, offsets, action, done):
     group.state = "Stable"
     group.save()
     GroupMember.objects.create(group=group, member_id="m1")
     response = operator.post(
         "/admin/brokers/consumergroup/",
-        {"action": "reset_offsets_to_earliest", "_selected_action": [group.pk]},
+        {"action": action, "_selected_action": [group.pk]},
         follow=True,
     )
-    assert b"only be reset while the group is Empty" in response.content
+    assert b"only be " + done + b" while the group is Empty" in response.content
     assert committed(group) == {0: 30}
+
+
+def test_delete_committed_offsets_of_an_empty_group(operator, group):
+    response = operator.post(
+        "/admin/brokers/consumergroup/",
+        {"action": "delete_committed_offsets", "_selected_action": [group.pk]},
+        follow=True,
+    )
+    assert b"deleted 1 committed offsets." in response.content
+    assert committed(group) == {}
