@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from brokers.live import views as live_views
-from djafka import views
+from djafka import demo_views, views
 from djafka.api import ApiKeyViewSet, WhoAmIView
 from djafka.routers import OptionalSlashRouter
 
@@ -23,6 +23,7 @@ public = {"authentication_classes": [], "permission_classes": []}
 urlpatterns = [
     path("", views.home, name="home"),
     path("live/", live_views.tail, name="live-tail"),
+    path("demo/drivers/", demo_views.drivers, name="drivers-demo"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
