@@ -39,23 +39,6 @@ class InvalidRecords(Exception):
         self.errors = errors
 
 
-def _encode(data: Any, fmt: str) -> bytes | None:
-    if data is None:
-        return None
-    if fmt == "string":
-        if not isinstance(data, str):
-            raise ValueError("Give a string (or null) in format 'string'.")
-        return data.encode()
-    if fmt == "json":
-        return orjson.dumps(data)
-    if not isinstance(data, str):
-        raise ValueError("Give base64 text (or null) in format 'base64'.")
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("Not valid base64.") from None
-
-
 def _headers(data: Any) -> list[tuple[str, bytes | None]]:
     """Headers as {"name": "value"} or [["name", "value"], ...]; values are UTF-8 strings."""
     if isinstance(data, dict):
@@ -74,6 +57,85 @@ def _headers(data: Any) -> list[tuple[str, bytes | None]]:
             raise ValueError("Header names are strings; values are strings or null.")
         headers.append((name, None if value is None else value.encode()))
     return headers
+
+
+def _encode_string(data: Any) -> bytes | None:
+    if data is None:
+        return None
+    if type(data) is str:
+        return data.encode()
+    raise ValueError("Give a string (or null) in format 'string'.")
+
+
+def _encode_json(data: Any) -> bytes | None:
+    return None if data is None else orjson.dumps(data)
+
+
+def _encode_base64(data: Any) -> bytes | None:
+    if data is None:
+        return None
+    if not isinstance(data, str):
+        raise ValueError("Give base64 text (or null) in format 'base64'.")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("Not valid base64.") from None
+
+
+_ENCODERS = {"string": _encode_string, "json": _encode_json, "base64": _encode_base64}
+RECORD_FIELDS = ("key", "value", "headers", "timestamp", "partition")
+_KEY_VALUE = frozenset(("key", "value"))
+
+
+def _encode(data: Any, fmt: str) -> bytes | None:
+    """``data`` (a key or value given in format ``fmt``) as bytes; ValueError says what is wrong."""
+    return _ENCODERS[fmt](data)
+
+
+def _record_problems(
+    item: Any, encode_key: Any, encode_value: Any, partition_count: int
+) -> "OutgoingRecord | dict[str, list[str]]":
+    """One record checked field by field: the record, or its field errors."""
+    if not isinstance(item, dict):
+        return {"non_field_errors": ["Give a record as an object."]}
+    problems: dict[str, list[str]] = {}
+    unknown = [name for name in item if name not in RECORD_FIELDS]
+    if unknown:
+        problems["non_field_errors"] = [
+            f"Unknown field(s) {', '.join(map(repr, sorted(unknown)))}: a record has "
+            f"{', '.join(RECORD_FIELDS)}."
+        ]
+    key = value = None
+    try:
+        key = encode_key(item.get("key"))
+    except ValueError as exc:
+        problems["key"] = [str(exc)]
+    try:
+        value = encode_value(item.get("value"))
+    except ValueError as exc:
+        problems["value"] = [str(exc)]
+    headers = None
+    if (raw_headers := item.get("headers")) is not None:
+        try:
+            headers = _headers(raw_headers)
+        except ValueError as exc:
+            problems["headers"] = [str(exc)]
+    timestamp = item.get("timestamp")
+    if timestamp is not None and (
+        type(timestamp) is not int or timestamp < 0 or timestamp >= 1 << 63
+    ):
+        problems["timestamp"] = ["Give milliseconds since the epoch, a non-negative integer."]
+    partition = item.get("partition")
+    if partition is not None and (
+        type(partition) is not int or not 0 <= partition < partition_count
+    ):
+        problems["partition"] = [
+            f"Give a partition from 0 to {partition_count - 1}; the topic has "
+            f"{partition_count}."
+        ]
+    if problems:
+        return problems
+    return OutgoingRecord(key, value, headers, timestamp, partition)
 
 
 def parse_produce_request(
@@ -103,45 +165,23 @@ def parse_produce_request(
     if errors:
         raise InvalidRecords(errors)
 
+    encode_key, encode_value = _ENCODERS[key_format], _ENCODERS[value_format]
     records: list[OutgoingRecord] = []
+    append = records.append
     record_errors: dict[str, dict[str, list[str]]] = {}
     for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            record_errors[str(index)] = {"non_field_errors": ["Give a record as an object."]}
-            continue
-        problems: dict[str, list[str]] = {}
-        key = value = None
-        try:
-            key = _encode(item.get("key"), key_format)
-        except ValueError as exc:
-            problems["key"] = [str(exc)]
-        try:
-            value = _encode(item.get("value"), value_format)
-        except ValueError as exc:
-            problems["value"] = [str(exc)]
-        headers = None
-        if (raw_headers := item.get("headers")) is not None:
+        # The common record, {"key": ..., "value": ...} with good data, takes the first branch.
+        if type(item) is dict and item.keys() <= _KEY_VALUE:
             try:
-                headers = _headers(raw_headers)
-            except ValueError as exc:
-                problems["headers"] = [str(exc)]
-        timestamp = item.get("timestamp")
-        if timestamp is not None and (
-            type(timestamp) is not int or timestamp < 0 or timestamp >= 1 << 63
-        ):
-            problems["timestamp"] = ["Give milliseconds since the epoch, a non-negative integer."]
-        partition = item.get("partition")
-        if partition is not None and (
-            type(partition) is not int or not 0 <= partition < partition_count
-        ):
-            problems["partition"] = [
-                f"Give a partition from 0 to {partition_count - 1}; the topic has "
-                f"{partition_count}."
-            ]
-        if problems:
+                append(OutgoingRecord(encode_key(item.get("key")), encode_value(item.get("value"))))
+                continue
+            except ValueError:
+                pass  # said with the record's other problems below
+        problems = _record_problems(item, encode_key, encode_value, partition_count)
+        if isinstance(problems, OutgoingRecord):
+            append(problems)
+        else:
             record_errors[str(index)] = problems
-            continue
-        records.append(OutgoingRecord(key, value, headers, timestamp, partition))
     if record_errors:
         raise InvalidRecords({"records": record_errors})
     return records, acks

@@ -37,7 +37,9 @@ from brokers.models import Partition, Topic
 
 def tenant_topic(request: Request, name: str) -> Topic:
     """The calling tenant's topic ``name``; 404 for a missing one and for another tenant's."""
-    topic = Topic.objects.filter(tenant=request.user.tenant, name=name).first()
+    topic = (
+        Topic.objects.select_related("tenant").filter(tenant=request.user.tenant, name=name).first()
+    )
     if topic is None:
         raise NotFound(f"Topic '{name}' does not exist.")
     return topic
@@ -150,7 +152,10 @@ class ProduceView(APIView):
                     status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                 )
         try:
-            results = wire.produce(topic.tenant.name, topic.name, to_send, acks)
+            results = wire.produce(
+                topic.tenant.name, topic.name, to_send, acks,
+                partition_count=topic.partition_count, max_message_bytes=max_message_bytes,
+            )
         except wire.WireError as exc:
             return wire_error_response(exc)
         errors = {r.error for r in results if r.error is not None}

@@ -1,10 +1,12 @@
 """The web tier's access to broker nodes over the Kafka protocol, as a tenant's Kafka client.
 
 Record bytes go from the web process to the partition leaders over the same wire protocol every
-Kafka client speaks (never through Celery or the database). The client is librdkafka through
-confluent-kafka: its Producer is thread-safe, batches records across concurrent requests and
-partitions keyed records with murmur2 as Java's client does; its Consumer, assigned and
-positioned per request, gives fetch with long poll, ListOffsets and offsets-for-times.
+Kafka client speaks (never through Celery or the database). Producing goes through our own
+client (kafka_client.py): a REST request is already a batch, so its records become one
+RecordBatch per partition on the calling thread and go to the leaders as Produce requests,
+partitioned with murmur2 as Java's client does. Reading is librdkafka through confluent-kafka:
+its Consumer, assigned and positioned per request, gives fetch with long poll, ListOffsets and
+offsets-for-times.
 
 The web tier logs in with SASL/PLAIN as ``internal_credentials(tenant)``: it never holds a
 tenant's API key secret, and the broker nodes scope that login to the tenant's topics.
@@ -15,17 +17,16 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
-    Producer,
     TopicPartition,
 )
 from django.conf import settings
 
+from brokers.api import kafka_client
 from brokers.models import Broker
 from djafka.internal_auth import internal_credentials
 
@@ -141,130 +142,59 @@ class OutgoingRecord:
     partition: int | None = None
 
 
-class _PendingDeliveries:
-    """Delivery reports of one REST request, in record order; done when all have arrived."""
-
-    __slots__ = ("done", "remaining", "results")
-
-    def __init__(self, count: int):
-        self.results: list = [None] * count
-        self.remaining = count
-        self.done = threading.Event()
-        if count == 0:
-            self.done.set()
-
-    def report(self, index: int, error: KafkaError | None, message: object) -> None:
-        # Runs on the producer's poll thread, the only writer of ``remaining``.
-        self.results[index] = error if error is not None else message
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.done.set()
+ProduceResult = kafka_client.ProduceResult
 
 
-@dataclass(slots=True)
-class ProduceResult:
-    partition: int | None = None
-    offset: int | None = None
-    error: str | None = None
-    message: str | None = None
+def _bootstrap_addresses() -> list[tuple[str, int]]:
+    addresses = []
+    for address in bootstrap_servers().split(","):
+        host, _, port = address.strip().rpartition(":")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
 
 
-class TenantProducer:
-    """One librdkafka Producer for a tenant and an acks level, served by a poll thread."""
-
-    def __init__(self, tenant: str, acks: str):
-        self.tenant = tenant
-        self.acks = acks
-        self.producer = Producer({
-            **client_config(tenant),
-            "acks": acks,
-            # Java's default partitioner: murmur2 for keyed records, spread for null keys.
-            "partitioner": "murmur2_random",
-            "linger.ms": settings.DJAFKA_REST_PRODUCE_LINGER_MS,
-            "message.timeout.ms": settings.DJAFKA_REST_PRODUCE_TIMEOUT_MS,
-            "queue.buffering.max.messages": 1_000_000,
-            "queue.buffering.max.kbytes": 1_048_576,
-            "batch.num.messages": 10_000,
-            # REST answers what each record got; retrying here could reorder or duplicate
-            # silently, so only transport-level retries within the timeout.
-            "enable.idempotence": False,
-        })
-        self._stopping = False
-        self._thread = threading.Thread(
-            target=self._serve_delivery_reports, name=f"produce-{tenant}-acks{acks}", daemon=True
-        )
-        self._thread.start()
-
-    def _serve_delivery_reports(self) -> None:
-        while not self._stopping:
-            self.producer.poll(0.05)
-
-    def produce(
-        self, topic: str, records: Sequence[OutgoingRecord], timeout_s: float
-    ) -> list[ProduceResult]:
-        """Produce ``records`` and wait for each one's delivery report, answered in order."""
-        pending = _PendingDeliveries(len(records))
-        produce = self.producer.produce
-        for index, record in enumerate(records):
-            kwargs = {"key": record.key, "value": record.value}
-            if record.partition is not None:
-                kwargs["partition"] = record.partition
-            if record.timestamp_ms is not None:
-                kwargs["timestamp"] = record.timestamp_ms
-            if record.headers:
-                kwargs["headers"] = record.headers
-            callback = partial(pending.report, index)
-            while True:
-                try:
-                    produce(topic, on_delivery=callback, **kwargs)
-                    break
-                except BufferError:
-                    # The local queue is full: wait for deliveries to make room.
-                    pending.done.wait(0.01)
-                except KafkaException as exc:
-                    pending.report(index, exc.args[0], None)
-                    break
-        if not pending.done.wait(timeout_s):
-            raise WireError(
-                "REQUEST_TIMED_OUT",
-                f"{pending.remaining} record(s) were not acknowledged within {timeout_s:g} s.",
-            )
-        return [self._result(report) for report in pending.results]
-
-    def _result(self, report: object) -> ProduceResult:
-        if isinstance(report, KafkaError):
-            return ProduceResult(error=kafka_error_name(report), message=report.str())
-        offset = report.offset() if self.acks != "0" else None
-        return ProduceResult(partition=report.partition(), offset=offset)
-
-    def close(self) -> None:
-        self._stopping = True
-        self._thread.join()
-        self.producer.flush(5)
+def _credentials(tenant: str) -> kafka_client.Credentials:
+    return kafka_client.Credentials(*internal_credentials(tenant))
 
 
-_producers: dict[tuple[str, str], TenantProducer] = {}
-_producers_lock = threading.Lock()
+_producer: kafka_client.WebProducer | None = None
+_producer_lock = threading.Lock()
 
 
-def producer_for(tenant: str, acks: str) -> TenantProducer:
-    """The process's producer for ``tenant`` at ``acks`` ("0", "1" or "all"), made once."""
-    key = (tenant, acks)
-    producer = _producers.get(key)
-    if producer is None:
-        with _producers_lock:
-            producer = _producers.get(key)
-            if producer is None:
-                producer = _producers[key] = TenantProducer(tenant, acks)
-    return producer
+def web_producer() -> kafka_client.WebProducer:
+    """The process's producer (made on first use): see brokers/api/kafka_client.py."""
+    global _producer
+    if _producer is None:
+        with _producer_lock:
+            if _producer is None:
+                _producer = kafka_client.WebProducer(_bootstrap_addresses, _credentials)
+    return _producer
+
+
+_ACKS = {"0": 0, "1": 1, "all": -1}
 
 
 def produce(
-    tenant: str, topic: str, records: Sequence[OutgoingRecord], acks: str
+    tenant: str, topic: str, records: Sequence[OutgoingRecord], acks: str, *,
+    partition_count: int, max_message_bytes: int,
 ) -> list[ProduceResult]:
-    """Produce ``records`` to ``topic`` as ``tenant``: each one's partition and offset, or error."""
-    timeout_s = settings.DJAFKA_REST_PRODUCE_TIMEOUT_MS / 1000 + 5
-    return producer_for(tenant, acks).produce(topic, records, timeout_s)
+    """Produce ``records`` to ``topic`` as ``tenant``: each one's partition and offset, or error.
+
+    ``acks`` is "0", "1" or "all"; with "0" offsets are None. Records without a partition go
+    where Java's producer puts them (``partition_count`` is the topic's). A batch stays within
+    ``max_message_bytes``; the caller rejects single records larger than that.
+    """
+    timeout_s = settings.DJAFKA_REST_PRODUCE_TIMEOUT_MS / 1000
+    try:
+        return web_producer().produce(
+            tenant, topic, records, partition_count, _ACKS[acks], max_message_bytes, timeout_s
+        )
+    except kafka_client.KafkaClientError as exc:
+        raise WireError(exc.error, exc.message) from exc
+    except TimeoutError as exc:
+        raise WireError(
+            "REQUEST_TIMED_OUT", f"The records were not acknowledged within {timeout_s:g} s."
+        ) from exc
 
 
 # --- Read ------------------------------------------------------------------------------------

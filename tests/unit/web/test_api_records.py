@@ -23,7 +23,7 @@ def sent(monkeypatch):
     """wire.produce replaced: records are 'appended' at offsets 0, 1, ... of their partition."""
     calls = []
 
-    def fake_produce(tenant, topic, records, acks):
+    def fake_produce(tenant, topic, records, acks, **_limits):
         calls.append((tenant, topic, records, acks))
         return [
             wire.ProduceResult(partition=r.partition or 0, offset=None if acks == "0" else i)
@@ -110,6 +110,12 @@ def test_bad_produce_bodies_are_a_400(api, orders, sent, body, field):
         ({"value": 1, "headers": {"h": 1}}, "headers", {}),
         ({"value": 1, "timestamp": -5}, "timestamp", {}),
         ({"value": 1, "timestamp": 1.5}, "timestamp", {}),
+        # A misspelt field is not silently dropped (the record would go to another partition).
+        ({"value": 1, "partiton": 2}, "non_field_errors", {}),
+        ({"key": "a", "value": 1, "Key": "b"}, "non_field_errors", {}),
+        ("not an object", "non_field_errors", {}),
+        ({"key": "a", "value": "x"}, "value", {"value_format": "base64"}),
+        ({"key": ["a"]}, "key", {"value_format": "base64"}),
     ],
 )
 def test_bad_records_are_a_400_with_their_index(api, orders, sent, record, field, formats):
@@ -118,6 +124,12 @@ def test_bad_records_are_a_400_with_their_index(api, orders, sent, record, field
     assert response.status_code == 400, response.content
     assert field in response.json()["records"]["1"]
     assert "0" not in response.json()["records"]
+
+
+def test_unknown_record_fields_are_named(api, orders, sent):
+    response = post(api, "orders", {"records": [{"value": 1, "partiton": 2, "hdrs": {}}]})
+    message = response.json()["records"]["0"]["non_field_errors"][0]
+    assert "'hdrs', 'partiton'" in message and "partition" in message
 
 
 def test_malformed_json_is_a_400(api, orders, sent):
@@ -156,7 +168,7 @@ def test_record_over_max_message_bytes_gets_its_own_error(api, tenant, sent):
 
 
 def test_request_wide_kafka_errors_answer_their_status(api, orders, monkeypatch):
-    def timing_out(tenant, topic, records, acks):
+    def timing_out(tenant, topic, records, acks, **_limits):
         return [
             wire.ProduceResult(error="REQUEST_TIMED_OUT", message="Local: Message timed out")
             for _ in records
@@ -167,7 +179,7 @@ def test_request_wide_kafka_errors_answer_their_status(api, orders, monkeypatch)
     assert response.status_code == 503
     assert response.json()["error"] == "REQUEST_TIMED_OUT"
 
-    def no_brokers(tenant, topic, records, acks):
+    def no_brokers(tenant, topic, records, acks, **_limits):
         raise wire.WireError("BROKER_NOT_AVAILABLE", "No broker node is alive.")
 
     monkeypatch.setattr(wire, "produce", no_brokers)

@@ -1,0 +1,205 @@
+"""The web tier's producer (brokers/api/kafka_client.py) against real broker node processes.
+
+It logs in with a tenant's API key as SASL/PLAIN, as any Kafka client would, builds one batch
+per partition per request, and is checked by reading back with confluent-kafka: records land
+where Java's partitioner puts them, in request order, with their headers and timestamps;
+topics with a small max.message.bytes take a request as several batches; acks=0; a restarted
+broker node; and the errors a caller sees (unknown topic, bad login, no broker).
+"""
+
+import time
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka.partitioner.default import murmur2
+
+from brokers.api.kafka_client import (
+    Credentials,
+    KafkaClientError,
+    WebProducer,
+    partition_for_key,
+)
+from tests.integration.cluster import running_cluster
+from tests.integration.conftest import free_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with running_cluster(tmp_path_factory.mktemp("web-producer"), broker_count=1) as cluster:
+        cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
+        yield cluster
+
+
+def kafka_config(cluster) -> dict:
+    username, password = cluster.token.split(".", 1)
+    return {
+        "bootstrap.servers": cluster.bootstrap,
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "PLAIN",
+        "sasl.username": username,
+        "sasl.password": password,
+    }
+
+
+def addresses(cluster) -> list[tuple[str, int]]:
+    return [("127.0.0.1", port) for port in cluster.broker_ports.values()]
+
+
+@pytest.fixture
+def producer(cluster):
+    username, password = cluster.token.split(".", 1)
+    producer = WebProducer(lambda: addresses(cluster), lambda tenant: Credentials(username,
+                                                                                  password))
+    yield producer
+    producer.close()
+
+
+def create_topic(cluster, name: str, partitions: int, **configs: str) -> None:
+    admin = AdminClient(kafka_config(cluster))
+    admin.create_topics([NewTopic(name, partitions, config=configs)])[name].result(30)
+
+    def known() -> bool:
+        metadata = admin.list_topics(name, timeout=5).topics[name]
+        return metadata.error is None and len(metadata.partitions) == partitions
+
+    wait_for(known, 30, f"{name} known to the broker node")
+
+
+def record(key: bytes | None, value: bytes, **fields):
+    return SimpleNamespace(
+        key=key, value=value, headers=fields.get("headers"),
+        timestamp_ms=fields.get("timestamp_ms"), partition=fields.get("partition"),
+    )
+
+
+def read_all(cluster, topic: str, partitions: int, count: int) -> list:
+    consumer = Consumer({**kafka_config(cluster), "group.id": "check",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < count and time.monotonic() < deadline:
+        got.extend(m for m in consumer.consume(1000, timeout=1) if m.error() is None)
+    consumer.close()
+    return got
+
+
+def test_partition_for_key_is_javas_murmur2():
+    for key in (b"", b"a", b"customer-17", "ключ".encode(), bytes(range(256))):
+        for partitions in (1, 3, 7, 100):
+            assert partition_for_key(key, partitions) == (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def test_records_land_where_java_puts_them_in_request_order(cluster, producer):
+    create_topic(cluster, "orders", 3)
+    records = []
+    for i in range(3000):
+        if i % 10 == 0:
+            records.append(record(None, b"null-key-%d" % i))
+        elif i % 10 == 1:
+            records.append(record(b"k", b"explicit-%d" % i, partition=2))
+        else:
+            records.append(record(b"customer-%d" % (i % 40), b"v-%d" % i,
+                                  headers=[("n", b"%d" % i), ("empty", None)],
+                                  timestamp_ms=1_700_000_000_000 + i))
+    results = producer.produce("acme", "orders", records, 3, 1, 1 << 20, 30)
+
+    assert [r.error for r in results] == [None] * 3000
+    null_partitions = set()
+    for sent, result in zip(records, results, strict=True):
+        if sent.partition is not None:
+            assert result.partition == sent.partition
+        elif sent.key is None:
+            null_partitions.add(result.partition)
+        else:
+            assert result.partition == (murmur2(sent.key) & 0x7FFFFFFF) % 3
+    # Java's sticky partitioner: a request's null-key records go to one partition together.
+    assert len(null_partitions) == 1
+    # Offsets are 0.. per partition, in the order the records were given.
+    for partition in range(3):
+        offsets = [r.offset for r in results if r.partition == partition]
+        assert offsets == list(range(len(offsets)))
+
+    got = read_all(cluster, "orders", 3, 3000)
+    assert len(got) == 3000
+    sent_at = {(r.partition, r.offset): s for s, r in zip(records, results, strict=True)}
+    for message in got:
+        sent = sent_at[message.partition(), message.offset()]
+        assert (message.key(), message.value()) == (sent.key, sent.value)
+        if sent.headers:
+            assert message.headers() == sent.headers
+            assert message.timestamp()[1] == sent.timestamp_ms
+
+
+def test_a_request_over_max_message_bytes_goes_as_several_batches_in_order(cluster, producer):
+    create_topic(cluster, "small", 2, **{"max.message.bytes": "4096"})
+    records = [record(b"key-%d" % (i % 2), b"%06d" % i + b"x" * 100) for i in range(1000)]
+    results = producer.produce("acme", "small", records, 2, 1, 4096, 30)
+
+    assert [r.error for r in results] == [None] * 1000
+    for partition in range(2):
+        mine = [(s.value, r.offset) for s, r in zip(records, results, strict=True)
+                if r.partition == partition]
+        assert [offset for _, offset in mine] == list(range(len(mine)))
+    got = read_all(cluster, "small", 2, 1000)
+    by_partition: dict[int, list[bytes]] = {}
+    for message in sorted(got, key=lambda m: (m.partition(), m.offset())):
+        by_partition.setdefault(message.partition(), []).append(message.value())
+    for partition, values in by_partition.items():
+        assert values == [s.value for s, r in zip(records, results, strict=True)
+                          if r.partition == partition]
+
+
+def test_acks_zero_answers_partitions_without_offsets(cluster, producer):
+    create_topic(cluster, "fire-and-forget", 2)
+    records = [record(b"a", b"1"), record(None, b"2", partition=1)]
+    results = producer.produce("acme", "fire-and-forget", records, 2, 0, 1 << 20, 30)
+    assert [(r.partition, r.offset, r.error) for r in results] == [
+        ((murmur2(b"a") & 0x7FFFFFFF) % 2, None, None), (1, None, None)
+    ]
+    assert {m.value() for m in read_all(cluster, "fire-and-forget", 2, 2)} == {b"1", b"2"}
+
+
+def test_a_restarted_broker_node_is_reconnected_to(cluster, producer):
+    create_topic(cluster, "restarts", 1)
+    first = producer.produce("acme", "restarts", [record(None, b"before")], 1, 1, 1 << 20, 30)
+    assert first[0].offset == 0
+    cluster.processes["broker1"].stop()
+    cluster.start_broker(1)
+    # The old connection is dead; the producer reconnects and retries within its timeout.
+    second = producer.produce("acme", "restarts", [record(None, b"after")], 1, 1, 1 << 20, 60)
+    assert (second[0].error, second[0].offset) == (None, 1)
+
+
+def test_unknown_topic_is_an_error_per_record_after_the_timeout(cluster, producer):
+    results = producer.produce("acme", "no-such-topic", [record(None, b"x")] * 2, 1, 1,
+                               1 << 20, 1.0)
+    assert {(r.error, r.offset) for r in results} == {("UNKNOWN_TOPIC_OR_PARTITION", None)}
+
+
+def test_a_refused_login_is_an_error_for_the_whole_request(cluster):
+    username, _ = cluster.token.split(".", 1)
+    producer = WebProducer(lambda: addresses(cluster),
+                           lambda tenant: Credentials(username, "wrong"))
+    try:
+        with pytest.raises(KafkaClientError) as refused:
+            producer.produce("acme", "orders", [record(None, b"x")], 3, 1, 1 << 20, 10)
+        assert refused.value.error == "SASL_AUTHENTICATION_FAILED"
+    finally:
+        producer.close()
+
+
+def test_no_reachable_broker_is_broker_not_available(cluster):
+    closed_port = free_port()
+    producer = WebProducer(lambda: [("127.0.0.1", closed_port)],
+                           lambda tenant: Credentials("u", "p"))
+    try:
+        results = producer.produce("acme", "orders", [record(None, b"x")], 3, 1, 1 << 20, 1.0)
+        assert results[0].error == "BROKER_NOT_AVAILABLE"
+        assert "127.0.0.1" in results[0].message
+    finally:
+        producer.close()
