@@ -71,17 +71,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Innermost, against WhiteNoise's usual advice: it is sync-only, and under ASGI Django runs
-    # every middleware outside the first sync-only one in async mode, each hopping to a worker
-    # thread and back. Innermost, the whole chain runs in one hop (static files pass through
-    # the session and CSRF middleware, which do nothing for them).
-    "whitenoise.middleware.WhiteNoiseMiddleware",
 ]
 
 ROOT_URLCONF = "djafka.urls"
