@@ -44,6 +44,21 @@ def report(name: str, records: int, seconds: float) -> None:
           f"({seconds:.2f} s)")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_cpu(processes: dict[str, int], before: dict[str, float], seconds: float) -> None:
+    """Each process's share of one core over the phase: which one limits the figure."""
+    shares = ", ".join(
+        f"{name} {(cpu_seconds(pid) - before[name]) / seconds:.0%}"
+        for name, pid in processes.items()
+    )
+    print(f"  CPU (of one core): {shares}")
+
+
 def rest_produce(base: str, token: str, records: int, clients: int) -> float:
     bodies_per_client = records // BATCH // clients
     errors: list[str] = []
@@ -164,10 +179,16 @@ def main() -> None:
         records = args.records // (BATCH * args.clients) * BATCH * args.clients
         print(f"{records:,} records of 100 B, batches of {BATCH}, {args.clients} clients, "
               f"one web process, one broker node")
-        report("REST produce (acks=1)", records, rest_produce(base, token, records,
-                                                              args.clients))
+        processes = {"web": web.popen.pid, "broker node": cluster.processes["broker1"].popen.pid,
+                     "bench clients": os.getpid()}
+        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        seconds = rest_produce(base, token, records, args.clients)
+        report("REST produce (acks=1)", records, seconds)
+        print_cpu(processes, before, seconds)
+        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         read, seconds = rest_read(base, token, args.clients)
         report(f"REST read ({PARTITIONS} partitions, 10k/req)", read, seconds)
+        print_cpu(processes, before, seconds)
         if args.profile:
             os.killpg(web.popen.pid, signal.SIGINT)
             web.popen.wait(30)
