@@ -9,9 +9,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -157,9 +158,18 @@ class Cluster:
             s.settimeout(0.2)
             return s.connect_ex(("127.0.0.1", port)) == 0
 
-    def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+    def stop(self, timeout_s: float = 20) -> None:
+        """SIGTERM every process at once, wait for all, SIGKILL what is left at the timeout."""
+        running = [p for p in self.processes.values() if p.popen.poll() is None]
+        for process in running:
+            with suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for process in running:
+            try:
+                process.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                process.stop(signal.SIGKILL)
 
     def logs(self) -> str:
         return "\n".join(f"===== {p.name}\n{p.log()[-6000:]}" for p in self.processes.values())
