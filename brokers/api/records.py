@@ -162,7 +162,7 @@ class ProduceView(APIView):
         if results and len(to_send) == len(records) and errors <= _REQUEST_WIDE_ERRORS and all(
             r.error for r in results
         ):
-            error = next(iter(errors))
+            error = min(errors)  # one name, the same in every process, when they differ
             message = next(r.message for r in results if r.error == error)
             return wire_error_response(wire.WireError(error, f"Producing to '{name}': {message}"))
         for index, result in zip(positions, results, strict=True):

@@ -284,7 +284,11 @@ class _Borrowed:
         except KafkaException:
             self.consumer.close()
             return
-        if exc_type is None or isinstance(exc, WireError):
+        # librdkafka remembers a topic it was told is unknown until its next metadata refresh:
+        # a consumer that asked about a topic before the broker nodes knew it would answer 404
+        # for that long after the topic exists. It is closed, not pooled.
+        unknown_topic = isinstance(exc, WireError) and exc.error == "UNKNOWN_TOPIC_OR_PARTITION"
+        if exc_type is None or (isinstance(exc, WireError) and not unknown_topic):
             self.pool.give_back(self.consumer)
         else:
             self.consumer.close()

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with running_cluster(tmp_path_factory.mktemp("web-producer"), broker_count=1) as cluster:
+    with running_cluster(tmp_path_factory.mktemp("web-producer"), broker_count=2) as cluster:
         cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
         yield cluster
 
@@ -62,11 +62,18 @@ def create_topic(cluster, name: str, partitions: int, **configs: str) -> None:
     admin = AdminClient(kafka_config(cluster))
     admin.create_topics([NewTopic(name, partitions, config=configs)])[name].result(30)
 
-    def known() -> bool:
-        metadata = admin.list_topics(name, timeout=5).topics[name]
-        return metadata.error is None and len(metadata.partitions) == partitions
+    def known_everywhere() -> bool:
+        # Each node learns of a topic at its next metadata poll: ask every one of them.
+        for port in cluster.broker_ports.values():
+            one = AdminClient({**kafka_config(cluster), "bootstrap.servers": f"127.0.0.1:{port}"})
+            metadata = one.list_topics(name, timeout=5).topics[name]
+            if metadata.error is not None or len(metadata.partitions) != partitions or any(
+                p.leader < 0 for p in metadata.partitions.values()
+            ):
+                return False
+        return True
 
-    wait_for(known, 30, f"{name} known to the broker node")
+    wait_for(known_everywhere, 30, f"{name} known to every broker node")
 
 
 def record(key: bytes | None, value: bytes, **fields):
@@ -168,11 +175,43 @@ def test_a_restarted_broker_node_is_reconnected_to(cluster, producer):
     create_topic(cluster, "restarts", 1)
     first = producer.produce("acme", "restarts", [record(None, b"before")], 1, 1, 1 << 20, 30)
     assert first[0].offset == 0
-    cluster.processes["broker1"].stop()
-    cluster.start_broker(1)
+    for broker_id in (1, 2):
+        cluster.processes[f"broker{broker_id}"].stop()
+        cluster.start_broker(broker_id)
     # The old connection is dead; the producer reconnects and retries within its timeout.
     second = producer.produce("acme", "restarts", [record(None, b"after")], 1, 1, 1 << 20, 60)
     assert (second[0].error, second[0].offset) == (None, 1)
+
+
+def test_a_dead_leader_fails_its_partitions_only(cluster, producer):
+    create_topic(cluster, "spread", 4)
+    records = [record(b"key-%d" % i, b"v") for i in range(400)]
+    before = producer.produce("acme", "spread", records, 4, 1, 1 << 20, 30)
+    assert [r.error for r in before] == [None] * 400
+    leader_of = leaders(cluster, "spread")
+    assert set(leader_of.values()) == {1, 2}, "placement spreads partitions over both nodes"
+
+    cluster.processes["broker2"].stop()
+    try:
+        # No exception although part of the request was written: each record says its fate.
+        after = producer.produce("acme", "spread", records, 4, 1, 1 << 20, 2.0)
+        for sent, result in zip(before, after, strict=True):
+            assert result.partition == sent.partition
+            if leader_of[sent.partition] == 1:
+                assert result.error is None and result.offset is not None
+            else:
+                assert result.offset is None and result.error in (
+                    "NETWORK_EXCEPTION", "REQUEST_TIMED_OUT", "LEADER_NOT_AVAILABLE",
+                    "BROKER_NOT_AVAILABLE", "NOT_LEADER_OR_FOLLOWER",
+                ), result
+    finally:
+        cluster.start_broker(2)
+
+
+def leaders(cluster, topic: str) -> dict[int, int]:
+    admin = AdminClient(kafka_config(cluster))
+    described = admin.list_topics(topic, timeout=10).topics[topic]
+    return {p.id: p.leader for p in described.partitions.values()}
 
 
 def test_unknown_topic_is_an_error_per_record_after_the_timeout(cluster, producer):
