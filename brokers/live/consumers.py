@@ -13,13 +13,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from brokers.api import wire
-from brokers.live import protocol
+from brokers.live import protocol, selectors
 from brokers.live.auth import resolve_tenant
 from brokers.live.outbox import Outbox
 from brokers.live.subscriptions import Subscription, describe
 from brokers.live.sync import run_blocking
 from brokers.live.tails import registry
-from brokers.models import Topic
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +108,18 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
             raise protocol.ProtocolError(
                 f"At most {MAX_SUBSCRIPTIONS} subscriptions per socket.", request.id
             )
-        partition_count = await run_blocking(_partition_count, self.tenant, request.topic)
-        if partition_count is None:
+        topic = await run_blocking(selectors.subscribable_topic, self.tenant, request.topic)
+        if topic is None:
             raise protocol.ProtocolError(f"Topic '{request.topic}' does not exist.", request.id)
-        partitions = list(request.partitions or range(partition_count))
-        if partitions[-1] >= partition_count:
+        partitions = list(request.partitions or range(topic.partition_count))
+        if partitions[-1] >= topic.partition_count:
             raise protocol.ProtocolError(
-                f"Topic '{request.topic}' has partitions 0 to {partition_count - 1}.", request.id
+                f"Topic '{request.topic}' has partitions 0 to {topic.partition_count - 1}.",
+                request.id,
             )
-        subscription = Subscription(self.tenant.name, request, self.outbox, registry())
+        subscription = Subscription(
+            self.tenant.name, request, topic.topic_id, self.outbox, registry(), self._ended
+        )
         # Reserved before the awaits below, so a repeated id cannot slip in meanwhile.
         self.subscriptions[request.id] = subscription
         try:
@@ -128,8 +130,7 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         self.outbox.push_frame(protocol.frame("subscribed", **describe(subscription, starts)))
         subscription.catch_up()
 
-
-def _partition_count(tenant: object, topic: str) -> int | None:
-    return Topic.objects.filter(tenant=tenant, name=topic).values_list(
-        "partition_count", flat=True
-    ).first()
+    def _ended(self, subscription: Subscription) -> None:
+        """A subscription ended on its own (its topic was deleted): its id is free again."""
+        if self.subscriptions.get(subscription.id) is subscription:
+            del self.subscriptions[subscription.id]

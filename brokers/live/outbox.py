@@ -1,44 +1,95 @@
 """A websocket's bounded queue of frames, which skips a slow client ahead instead of waiting.
 
-Shared tails hand records to every subscriber without ever waiting (``push_record`` never
+Records queue per subscription into batches, and each drain sends a subscription's batch as
+one ``records`` frame: a record pushed while the socket is busy joins the subscription's open
+batch (up to ``frame_records`` records and ``frame_bytes`` bytes; then a new one opens), so a
+busy socket sends fewer, larger frames and a quiet one sends each record at once. A frame
+about a subscription (skipped, error, unsubscribed) closes its open batch: what is pushed
+after it is sent after it, so per partition, records and notices keep their order.
+
+Shared tails hand records to every subscriber without ever waiting (``push_records`` never
 blocks): a client that does not keep up fills its outbox, and then its whole record backlog is
 dropped and replaced by one ``skipped`` notice per subscription and partition, giving the
 offsets it missed. So one slow client never slows the tail, the other clients or the broker.
-Control frames (subscribed, error, skipped) are never dropped.
+Control frames (subscribed, error, skipped, unsubscribed) are never dropped.
 """
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
-from brokers.live.protocol import frame
+from brokers.live.protocol import MAX_FRAME_BYTES, MAX_FRAME_RECORDS, frame, records_frame
+
+
+class Owner(Protocol):
+    """Whose records a batch holds: a subscription, by identity (an id may be reused)."""
+
+    id: Any  # the subscription id its frames name
+    prefix: bytes  # protocol.records_frame_prefix(id)
+
+
+class _Batch:
+    """Records of one subscription queued for one ``records`` frame."""
+
+    __slots__ = ("chunks", "count", "nbytes", "owner", "spans")
+
+    def __init__(self, owner: Owner):
+        self.owner = owner
+        self.chunks: list[bytes] = []
+        self.count = 0
+        self.nbytes = 0
+        # partition -> [first offset, last offset] queued here, to account for a skip.
+        self.spans: dict[int, list[int]] = {}
 
 
 class Outbox:
-    def __init__(self, max_records: int, max_bytes: int):
+    def __init__(self, max_records: int, max_bytes: int, frame_records: int = MAX_FRAME_RECORDS,
+                 frame_bytes: int = MAX_FRAME_BYTES):
         self.max_records = max_records
         self.max_bytes = max_bytes
+        self.frame_records = frame_records
+        self.frame_bytes = frame_bytes
         self._bytes = 0
-        # Entries: ("frame", text) | ("record", (sub_id, partition, offset, text)) |
-        # ("skip", (sub_id, partition)), whose range lives in ``_skips`` until it is sent.
-        self._entries: deque[tuple[str, Any]] = deque()
         self._record_count = 0
-        self._skips: dict[tuple[Any, int], list[int]] = {}
+        # Entries: ("frame", text) | ("records", _Batch) | ("skip", (owner, partition)), whose
+        # range lives in ``_skips`` until it is sent.
+        self._entries: deque[tuple[str, Any]] = deque()
+        self._open: dict[Owner, _Batch] = {}  # each subscription's batch still taking records
+        self._skips: dict[tuple[Owner, int], list[int]] = {}
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self.skipped_records = 0
 
-    def push_frame(self, text: str) -> None:
+    def push_frame(self, text: str, owner: Owner | None = None) -> None:
+        """Queue a frame; one about a subscription (``owner``) goes after its queued records."""
+        if owner is not None:
+            self._open.pop(owner, None)
         self._entries.append(("frame", text))
         self._ready.set()
 
-    def push_record(self, sub_id: Any, partition: int, offset: int, text: str) -> None:
+    def push_records(self, owner: Owner, partition: int, first_offset: int, last_offset: int,
+                     data: bytes, count: int) -> None:
+        """Queue ``count`` records (their bodies, comma-joined in ``data``) of one partition."""
         if self._record_count >= self.max_records or self._bytes >= self.max_bytes:
             self._skip_ahead()
-        self._entries.append(("record", (sub_id, partition, offset, text)))
-        self._record_count += 1
-        self._bytes += len(text)
+        size = len(data) + 1
+        batch = self._open.get(owner)
+        if batch is None or (batch.count and (
+            batch.count + count > self.frame_records or batch.nbytes + size > self.frame_bytes
+        )):
+            batch = self._open[owner] = _Batch(owner)
+            self._entries.append(("records", batch))
+        batch.chunks.append(data)
+        batch.count += count
+        batch.nbytes += size
+        span = batch.spans.get(partition)
+        if span is None:
+            batch.spans[partition] = [first_offset, last_offset]
+        else:
+            span[1] = last_offset
+        self._record_count += count
+        self._bytes += size
         if self._record_count >= self.max_records // 2 or self._bytes >= self.max_bytes // 2:
             self._room.clear()
         self._ready.set()
@@ -47,35 +98,37 @@ class Outbox:
         """Drop every queued record, noting per subscription and partition what was dropped."""
         kept: deque[tuple[str, Any]] = deque()
         for kind, payload in self._entries:
-            if kind != "record":
+            if kind != "records":
                 kept.append((kind, payload))
                 continue
-            sub_id, partition, offset, _ = payload
-            self.skipped_records += 1
-            span = self._skips.get((sub_id, partition))
-            if span is None:
-                self._skips[sub_id, partition] = [offset, offset]
-                kept.append(("skip", (sub_id, partition)))
-            else:
-                span[0] = min(span[0], offset)
-                span[1] = max(span[1], offset)
+            self.skipped_records += payload.count
+            for partition, (first, last) in payload.spans.items():
+                key = (payload.owner, partition)
+                span = self._skips.get(key)
+                if span is None:
+                    self._skips[key] = [first, last]
+                    kept.append(("skip", key))
+                else:
+                    span[0] = min(span[0], first)
+                    span[1] = max(span[1], last)
         self._entries = kept
+        self._open.clear()
         self._record_count = 0
         self._bytes = 0
         self._room.set()
 
-    def forget(self, sub_id: Any) -> None:
+    def forget(self, owner: Owner) -> None:
         """Drop what is queued for a subscription that ended."""
+        self._open.pop(owner, None)
         kept: deque[tuple[str, Any]] = deque()
         for kind, payload in self._entries:
-            if kind in ("record", "skip") and payload[0] == sub_id:
-                if kind == "record":
-                    self._record_count -= 1
-                    self._bytes -= len(payload[3])
-                else:
-                    self._skips.pop(payload, None)
-                continue
-            kept.append((kind, payload))
+            if kind == "records" and payload.owner is owner:
+                self._record_count -= payload.count
+                self._bytes -= payload.nbytes
+            elif kind == "skip" and payload[0] is owner:
+                self._skips.pop(payload, None)
+            else:
+                kept.append((kind, payload))
         self._entries = kept
         self._update_room()
 
@@ -91,7 +144,7 @@ class Outbox:
         await self._room.wait()
 
     async def take(self, limit: int = 256) -> list[str]:
-        """The next frames to send (at least one), oldest first."""
+        """The next frames to send (at least one), oldest first; open batches close here."""
         while not self._entries:
             self._ready.clear()
             await self._ready.wait()
@@ -99,17 +152,20 @@ class Outbox:
         entries = self._entries
         while entries and len(texts) < limit:
             kind, payload = entries.popleft()
-            if kind == "record":
-                self._record_count -= 1
-                self._bytes -= len(payload[3])
-                texts.append(payload[3])
+            if kind == "records":
+                owner = payload.owner
+                if self._open.get(owner) is payload:
+                    del self._open[owner]
+                self._record_count -= payload.count
+                self._bytes -= payload.nbytes
+                texts.append(records_frame(owner.prefix, payload.chunks))
             elif kind == "frame":
                 texts.append(payload)
             else:
                 span = self._skips.pop(payload, None)
                 if span is not None:
                     texts.append(frame(
-                        "skipped", subscription=payload[0], partition=payload[1],
+                        "skipped", subscription=payload[0].id, partition=payload[1],
                         from_offset=span[0], to_offset=span[1],
                     ))
         self._update_room()

@@ -11,8 +11,14 @@ Plain Python, no Django. Client messages (JSON text frames):
   ``{"offsets": {"0": 10, "1": 20}}`` starts each partition at its own offset.
 - ``{"action": "unsubscribe", "id": "s1"}``.
 
-Server frames: ``record``, ``subscribed``, ``unsubscribed``, ``skipped``, ``error`` (see
-``brokers/live/README.md``).
+Server frames: ``subscribed``, ``records``, ``skipped``, ``unsubscribed``, ``error`` (see
+``brokers/live/README.md``). Records come in batches, one ``records`` frame per subscription
+each time its socket's outbox is drained:
+``{"type": "records", "subscription": "s1", "records": [{"partition": 0, "offset": 7,
+"timestamp": ..., "timestamp_type": ..., "key": ..., "value": ..., "headers": [...]}, ...]}``,
+each element a record as REST answers it (with ``key_format``/``value_format`` when they
+differ from the asked ones), at most ``MAX_FRAME_RECORDS`` records and ``MAX_FRAME_BYTES``
+bytes of records a frame (a single larger record goes alone).
 """
 
 from dataclasses import dataclass
@@ -23,6 +29,10 @@ import orjson
 from brokers.api.record_format import FORMATS, _encode
 
 MAX_ID_LENGTH = 200
+# A ``records`` frame holds at most this many records and bytes of records (a record larger
+# than MAX_FRAME_BYTES goes alone), so a client's frames stay bounded however far behind it is.
+MAX_FRAME_RECORDS = 1000
+MAX_FRAME_BYTES = 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -150,14 +160,15 @@ def frame(kind: str, **fields: Any) -> str:
     return orjson.dumps({"type": kind, **fields}).decode()
 
 
-def record_frame_prefix(sub_id: Any) -> bytes:
-    """The start of every record frame of one subscription; a record's JSON body follows it.
+def records_frame_prefix(sub_id: Any) -> bytes:
+    """The start of every ``records`` frame of one subscription; record bodies follow it.
 
-    The body (``record_answer`` as JSON) is made once per record and format and shared by all
-    subscribers, so fan-out costs a concatenation per subscriber, not a serialization.
+    A record's body (``record_answer`` as JSON) is made once per record and format and shared
+    by all subscribers, so fan-out costs a join per subscriber and frame, not a serialization.
     """
-    return b'{"type":"record","subscription":' + orjson.dumps(sub_id) + b","
+    return b'{"type":"records","subscription":' + orjson.dumps(sub_id) + b',"records":['
 
 
-def record_frame(prefix: bytes, body: bytes) -> str:
-    return (prefix + body[1:]).decode()
+def records_frame(prefix: bytes, bodies: list[bytes]) -> str:
+    """A ``records`` frame: ``prefix`` and record bodies (or comma-joined runs of them)."""
+    return (prefix + b",".join(bodies) + b"]}").decode()

@@ -1,5 +1,8 @@
 """The live tail page in a real headless Chromium: log in, pick a topic, watch records arrive.
 
+Records come in batched ``records`` frames; the page shows each record of each frame, and when
+the topic is deleted while tailed, it says so and stops.
+
 Needs Debian's Chromium at /usr/bin/chromium (``apt-get install chromium``) and the PyPI
 package ``playwright`` (driving that Chromium; no browser download). Skipped without either.
 """
@@ -106,5 +109,19 @@ def test_operator_watches_records_arrive_on_the_live_tail_page(site):
             "document.querySelectorAll('#records tbody tr').length >= 70", timeout=20_000
         )
         page.wait_for_function("document.getElementById('total').textContent === '70'")
+        offsets = page.eval_on_selector_all(
+            "#records tbody tr:not(.notice)",
+            "rows => rows.map(r => r.record.partition + ':' + r.record.offset)",
+        )
+        assert len(offsets) == len(set(offsets)) == 70  # each record once, none lost
+
+        # The topic is deleted while the page tails it: the page says so and stops.
+        assert rest.delete("/topics/payments").status_code == 204
+        page.wait_for_function(
+            "document.getElementById('error').textContent === \"Topic 'payments' was deleted.\"",
+            timeout=20_000,
+        )
+        page.wait_for_function("document.getElementById('status').textContent === 'stopped'")
+        assert page.locator("#pause").is_disabled()
         browser.close()
     assert SCREENSHOT.stat().st_size > 10_000

@@ -1,10 +1,12 @@
 """Live feeds over websockets against real broker nodes and a real web process (uvicorn).
 
 Records produced with a Kafka client reach websocket subscribers exactly once and in offset
-order per partition, from the log end, from an offset or from the start, filtered by key; bad
-messages are answered with error frames on a socket that stays usable; a socket without a key
-is closed with 4401; and a client that stops reading is skipped ahead while a fast client on
-the same partitions gets every record.
+order per partition, in batched ``records`` frames of bounded size, from the log end, from an
+offset or from the start, filtered by key; bad messages are answered with error frames on a
+socket that stays usable; a socket without a key is closed with 4401; a client that stops
+reading is skipped ahead while a fast client on the same partitions gets every record; and a
+topic deleted while tailed ends its subscriptions (error, then unsubscribed) while the socket's
+other subscriptions go on, and the topic made again under its name starts clean.
 """
 
 import asyncio
@@ -18,6 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from brokers.live.protocol import MAX_FRAME_BYTES, MAX_FRAME_RECORDS
 from tests.integration.cluster import running_cluster
 from tests.integration.conftest import wait_for
 
@@ -45,14 +48,31 @@ def rest(cluster):
         yield client
 
 
-def create_topic(rest, name: str, partitions: int) -> None:
+def create_topic(cluster, rest, name: str, partitions: int) -> None:
     created = rest.post("/topics", json={"name": name, "partition_count": partitions})
     assert created.status_code == 201, created.text
     wait_for(
         lambda: all(p["leader"] for p in rest.get(f"/topics/{name}").json()["partitions"]),
         30, "leaders placed",
     )
-    wait_for(lambda: rest.get(f"/topics/{name}/partitions").status_code == 200, 30, "offsets")
+    # Every broker node knows the topic before the web tier first asks about it: a librdkafka
+    # client that asks too early keeps it unknown for metadata.max.age.ms (30 s here).
+    for port in cluster.broker_ports.values():
+        wait_for(lambda port=port: knows_topic(cluster, port, name), 30, f"{name} on :{port}")
+    wait_for(lambda: rest.get(f"/topics/{name}/partitions").status_code == 200, 60, "offsets")
+
+
+def knows_topic(cluster, port: int, name: str) -> bool:
+    """Whether the broker node at ``port`` has the topic's metadata (asked by a new client)."""
+    from confluent_kafka.admin import AdminClient
+
+    username, password = cluster.token.split(".", 1)
+    admin = AdminClient({
+        "bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
+    })
+    topic = admin.list_topics(name, timeout=5).topics.get(name)
+    return topic is not None and topic.error is None and bool(topic.partitions)
 
 
 def produce(
@@ -110,7 +130,22 @@ async def subscribe(ws, **message) -> dict:
 
 
 def records_of(frames: list[dict]) -> list[dict]:
-    return [f for f in frames if f["type"] == "record"]
+    """The records of every ``records`` frame, in order, each with its frame's subscription."""
+    return [
+        {**record, "subscription": f["subscription"]}
+        for f in frames if f["type"] == "records" for record in f["records"]
+    ]
+
+
+def assert_frames_bounded(frames: list[dict]) -> None:
+    for f in frames:
+        if f["type"] == "records":
+            assert 1 <= len(f["records"]) <= MAX_FRAME_RECORDS, len(f["records"])
+            if len(f["records"]) > 1:
+                # Bytes of records (plus a short envelope); one larger record may go alone.
+                # The server's JSON is orjson's compact form, as is this one.
+                size = len(orjson.dumps(f))
+                assert size <= MAX_FRAME_BYTES + 200, size
 
 
 def auth(cluster) -> dict:
@@ -118,7 +153,7 @@ def auth(cluster) -> dict:
 
 
 def test_produced_records_arrive_exactly_once_in_order_per_partition(cluster, rest):
-    create_topic(rest, "clicks", partitions=3)
+    create_topic(cluster, rest, "clicks", partitions=3)
     count = 3000
 
     async def scenario() -> list[dict]:
@@ -146,6 +181,17 @@ def test_produced_records_arrive_exactly_once_in_order_per_partition(cluster, re
     got, got2 = asyncio.run(scenario())
     records = records_of(got)
     assert len(records) == count
+    # Batched: a burst of records comes in fewer frames than records, each frame bounded.
+    record_frames = [f for f in got if f["type"] == "records"]
+    assert len(record_frames) < count
+    assert max(len(f["records"]) for f in record_frames) > 1
+    assert not [f for f in got if f["type"] == "record"]
+    assert_frames_bounded(got)
+    assert set(record_frames[0]) == {"type", "subscription", "records"}
+    assert set(records[0]) == {
+        "subscription", "partition", "offset", "timestamp", "timestamp_type", "key", "value",
+        "headers",
+    }
     by_partition = defaultdict(list)
     for record in records:
         assert record["subscription"] == "all"
@@ -161,7 +207,7 @@ def test_produced_records_arrive_exactly_once_in_order_per_partition(cluster, re
 
 
 def test_key_filter_and_resume_from_offset(cluster, rest):
-    create_topic(rest, "orders", partitions=2)
+    create_topic(cluster, rest, "orders", partitions=2)
     records = [(f"k{i % 10}".encode(), b'{"i": %d}' % i, i % 2) for i in range(1000)]
     produce(cluster, "orders", records)
 
@@ -194,12 +240,16 @@ def test_key_filter_and_resume_from_offset(cluster, rest):
         assert offsets == sorted(set(offsets))
     resume = [r["offset"] for r in records_of(frames) if r["subscription"] == "resume"]
     assert resume == list(range(400, 505))
+    # Catch-up reads up to 1,000 records a fetch and sends them batched, not one per frame.
+    resume_frames = [f for f in frames if f["type"] == "records" and f["subscription"] == "resume"]
+    assert len(resume_frames) < len(resume)
+    assert_frames_bounded(frames)
     late = [r["offset"] for r in records_of(frames) if r["subscription"] == "late"]
     assert late == list(range(490, 505))
 
 
 def test_bad_messages_get_error_frames_and_the_socket_stays_usable(cluster, rest):
-    create_topic(rest, "audit", partitions=1)
+    create_topic(cluster, rest, "audit", partitions=1)
 
     async def scenario():
         async with connect(cluster.ws_url, **auth(cluster)) as ws:
@@ -322,7 +372,7 @@ class RawSocketClient:
 
 
 def test_a_client_that_stops_reading_is_skipped_and_does_not_hold_up_a_fast_one(cluster, rest):
-    create_topic(rest, "firehose", partitions=2)
+    create_topic(cluster, rest, "firehose", partitions=2)
     count = 12_000
     value = b'{"pad": "%s", "n": %%d}' % (b"x" * 4000)
     slow = RawSocketClient(cluster.ws_url, cluster.token)
@@ -365,4 +415,103 @@ def test_a_client_that_stops_reading_is_skipped_and_does_not_hold_up_a_fast_one(
     for partition in (0, 1):
         seen = [r["offset"] for r in slow_records if r["partition"] == partition]
         assert seen == sorted(set(seen))
+    # The slow client's backlog went out in batches, each within the frame size bound: with
+    # 4 KB records, the byte bound is the one that holds.
+    slow_batches = [len(f["records"]) for f in slow_frames if f["type"] == "records"]
+    assert max(slow_batches) > 1
+    assert max(slow_batches) <= MAX_FRAME_BYTES // 4000 + 1
+    assert_frames_bounded(slow_frames)
+    assert_frames_bounded(got)
     print(f"fast client: {count} records in {fast_s:.2f} s; slow client skipped {missed}")
+
+
+def test_deleting_a_tailed_topic_ends_its_subscriptions_and_a_new_one_starts_clean(
+    cluster, rest
+):
+    """Deleted over REST and over Kafka's DeleteTopics, each while two sockets tail it."""
+    from confluent_kafka.admin import AdminClient
+
+    create_topic(cluster, rest, "doomed", partitions=2)
+    create_topic(cluster, rest, "doomed-too", partitions=1)
+    create_topic(cluster, rest, "survivor", partitions=1)
+    username, password = cluster.token.split(".", 1)
+    admin = AdminClient({
+        "bootstrap.servers": cluster.bootstrap, "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
+    })
+
+    def deleted_over_kafka(topic: str) -> None:
+        admin.delete_topics([topic], operation_timeout=30)[topic].result(60)
+
+    def ended(sub_id):
+        return lambda f: bool(f) and f[-1] == {"type": "unsubscribed", "subscription": sub_id}
+
+    async def scenario():
+        async with connect(cluster.ws_url, **auth(cluster)) as ws, connect(
+            cluster.ws_url, **auth(cluster)
+        ) as ws2:
+            await subscribe(ws, topic="doomed", id="d")
+            await subscribe(ws, topic="doomed-too", id="d2", **{"from": "earliest"})
+            await subscribe(ws, topic="survivor", id="s")
+            await subscribe(ws2, topic="doomed", id="other", partitions=[1])
+            await asyncio.to_thread(produce, cluster, "doomed", [
+                (None, b'{"gen": 1, "n": %d}' % i, i % 2) for i in range(20)
+            ])
+            before = await frames_until(ws, lambda f: len(records_of(f)) >= 20)
+
+            # Deleted over REST while both sockets tail it.
+            assert rest.delete("/topics/doomed").status_code == 204
+            gone = await frames_until(ws, ended("d"))
+            gone2 = await frames_until(ws2, ended("other"))
+
+            # Deleted over the Kafka protocol (DeleteTopics), by a Kafka admin client.
+            await asyncio.to_thread(deleted_over_kafka, "doomed-too")
+            gone_too = await frames_until(ws, ended("d2"))
+
+            # The socket goes on serving its other subscription.
+            await asyncio.to_thread(produce, cluster, "survivor", [(None, b'"still here"', 0)])
+            survivor = await frames_until(ws, lambda f: records_of(f))
+
+            # The same name again, one partition now: the freed id subscribes to the new topic.
+            create_topic(cluster, rest, "doomed", partitions=1)
+            await subscribe(ws, topic="doomed", id="d", **{"from": "earliest"})
+            latest = await subscribe(ws2, topic="doomed", id="new")
+            await asyncio.to_thread(produce, cluster, "doomed", [
+                (None, b'{"gen": 2, "n": %d}' % i, 0) for i in range(5)
+            ])
+
+            def new_records(frames):
+                counts = defaultdict(int)
+                for r in records_of(frames):
+                    counts[r["subscription"]] += 1
+                return counts
+
+            again = await frames_until(ws, lambda f: new_records(f)["d"] >= 5)
+            again2 = await frames_until(ws2, lambda f: new_records(f)["new"] >= 5)
+            with pytest.raises(TimeoutError):  # and nothing else: no record of the old topic
+                await asyncio.wait_for(ws.recv(), 1.0)
+            return before, gone, gone2, gone_too, survivor, latest, again, again2
+
+    before, gone, gone2, gone_too, survivor, latest, again, again2 = asyncio.run(scenario())
+    assert {r["value"]["gen"] for r in records_of(before)} == {1}
+    for frames, sub_id, topic in (
+        (gone, "d", "doomed"), (gone2, "other", "doomed"), (gone_too, "d2", "doomed-too")
+    ):
+        error, unsubscribed = frames[-2:]
+        assert error == {
+            "type": "error", "subscription": sub_id, "message": f"Topic '{topic}' was deleted."
+        }
+        assert unsubscribed["type"] == "unsubscribed"
+        # Nothing but the records already read came first.
+        assert {f["type"] for f in frames[:-2]} <= {"records"}
+    assert [r["value"] for r in records_of(survivor)] == ["still here"]
+    assert [r["subscription"] for r in records_of(survivor)] == ["s"]
+    assert latest["partitions"] == [{"partition": 0, "offset": 0}]
+    for frames, sub_id in ((again, "d"), (again2, "new")):
+        records = [r for r in records_of(frames) if r["subscription"] == sub_id]
+        assert [r["offset"] for r in records] == [0, 1, 2, 3, 4]
+        assert [r["value"] for r in records] == [{"gen": 2, "n": n} for n in range(5)]
+    # The web process stopped the deleted topics' tails and freed their assignments.
+    web_log = cluster.processes["web"].log()
+    assert "topic acme/doomed was deleted: stopped its 2 tail(s)" in web_log
+    assert "topic acme/doomed-too was deleted: stopped its 1 tail(s)" in web_log
