@@ -40,7 +40,8 @@ from brokers.live.routing import websocket_urlpatterns  # noqa: E402
 # default thresholds that runs the cyclic collector several times per request, each pass also
 # walking Django's long-lived objects (measured: a third of the web tier's time under load).
 # Everything loaded so far lives as long as the process: freeze it out of the collector's
-# scans, and collect the young generation less often.
+# scans, and collect the young generation less often. (This holds in any process importing
+# this module, the test runner's included; it changes when garbage is collected, not what.)
 gc.freeze()
 gc.set_threshold(100_000, 50, 100)
 

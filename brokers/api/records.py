@@ -96,7 +96,9 @@ class ProduceView(APIView):
             "puts it: murmur2 of the key bytes, spread for null keys. The answer lists each "
             "record's partition and offset (null with acks=0), or its own error with Kafka's "
             "error name, in request order. Too many records or bytes answer 413; a record "
-            "larger than the topic's max.message.bytes gets the error MESSAGE_TOO_LARGE."
+            "larger than the topic's max.message.bytes gets the error MESSAGE_TOO_LARGE. A "
+            "record has the fields key, value, headers, timestamp and partition; any other "
+            "field is a 400 (a misspelt 'partition' would otherwise be ignored)."
         ),
     )
     def post(self, request: Request, name: str) -> Response:
