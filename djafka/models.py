@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -51,6 +52,11 @@ class Tenant(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        # A deactivated tenant's keys must stop working here at once (see ApiKey.authenticate).
+        forget_authenticated_keys()
+        super().save(*args, **kwargs)
+
 
 class TenantMembership(models.Model):
     """Makes a user one tenant's admin: in Django admin they see and change only that tenant."""
@@ -74,6 +80,15 @@ class IssuedKey:
     @property
     def secret(self) -> str:
         return self.token.split(".", 1)[1]
+
+
+# Keys that authenticated recently in this process: prefix -> (valid until, key).
+_authenticated: dict[str, tuple[float, "ApiKey"]] = {}
+
+
+def forget_authenticated_keys() -> None:
+    """Drop this process's remembered keys (a key was revoked or a tenant changed)."""
+    _authenticated.clear()
 
 
 def hash_secret(secret: str) -> str:
@@ -135,10 +150,25 @@ class ApiKey(models.Model):
 
     @classmethod
     def authenticate(cls, prefix: str, secret: str) -> "ApiKey | None":
-        """The active key with this prefix and secret, or None. Marks it used."""
+        """The active key with this prefix and secret, or None. Marks it used.
+
+        A key that authenticated is remembered by this process for
+        ``DJAFKA_API_KEY_CACHE_S`` (5 s): a busy REST client pays no query per request. A key
+        revoked (or its tenant deactivated) in this process is forgotten at once; in other
+        processes it stops working within that time.
+        """
+        secret_hash = hash_secret(secret)
+        cached = _authenticated.get(prefix)
+        if cached is not None and cached[0] > time.monotonic():
+            api_key = cached[1]
+            if hmac.compare_digest(api_key.secret_hash, secret_hash):
+                api_key.mark_used()
+                return api_key
         api_key = cls.objects.active().select_related("tenant").filter(prefix=prefix).first()
-        if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_secret(secret)):
+        if api_key is None or not hmac.compare_digest(api_key.secret_hash, secret_hash):
             return None
+        if settings.DJAFKA_API_KEY_CACHE_S > 0:
+            _authenticated[prefix] = (time.monotonic() + settings.DJAFKA_API_KEY_CACHE_S, api_key)
         api_key.mark_used()
         return api_key
 
@@ -159,6 +189,7 @@ class ApiKey(models.Model):
             self.last_used_at = now
 
     def revoke(self) -> None:
+        forget_authenticated_keys()
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])

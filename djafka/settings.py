@@ -190,6 +190,9 @@ DJAFKA_DATA_DIR = Path(os.environ.get("DJAFKA_DATA_DIR", VAR_DIR / "data")).reso
 DJAFKA_API_KEY_PREFIX = "dfk_"
 # How often an API key's last-used time is written at most, to keep reads free of writes.
 DJAFKA_KEY_LAST_USED_RESOLUTION_S = int(os.environ.get("DJAFKA_KEY_LAST_USED_RESOLUTION_S", "60"))
+# How long a process trusts a key it authenticated (0: ask the database every time). A key
+# revoked elsewhere stops working within this time.
+DJAFKA_API_KEY_CACHE_S = float(os.environ.get("DJAFKA_API_KEY_CACHE_S", "5"))
 # Kafka listeners ask for SASL/PLAIN with a tenant's API key. For local use only, naming a
 # tenant here opens them: every connection then acts for that tenant without credentials.
 DJAFKA_KAFKA_OPEN_TENANT = os.environ.get("DJAFKA_KAFKA_OPEN_TENANT", "")
@@ -272,6 +275,8 @@ DJAFKA_REST_MAX_REQUEST_BYTES = int(
     os.environ.get("DJAFKA_REST_MAX_REQUEST_BYTES", str(16 * 1024 * 1024))
 )
 DJAFKA_REST_PRODUCE_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_PRODUCE_TIMEOUT_MS", "30000"))
+# How long a web process trusts what it read of a topic for producing (0: read it every time).
+DJAFKA_REST_TOPIC_CACHE_S = float(os.environ.get("DJAFKA_REST_TOPIC_CACHE_S", "1"))
 DJAFKA_REST_MAX_POLL_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_MAX_POLL_TIMEOUT_MS", "30000"))
 DJAFKA_REST_METADATA_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_METADATA_TIMEOUT_MS", "10000"))
 DJAFKA_REST_IDLE_CONSUMERS_PER_TENANT = int(

@@ -284,3 +284,25 @@ def test_string_keys_are_their_utf8_bytes_as_a_kafka_client_sends_them():
     )
     assert records[0].key == "café".encode()
     assert records[0].value == b'"x"'  # value_format json: the JSON text
+
+
+def test_a_topic_changed_or_deleted_here_is_seen_by_the_next_produce(api, orders, sent):
+    assert post(api, "orders", {"records": [{"value": 1}]}).status_code == 200  # remembered
+    services.add_partitions(orders, 5)
+    services.alter_topic_configs(orders, {"max.message.bytes": "2000"})
+    big = post(api, "orders", {"records": [{"value": "x" * 3000, "partition": 4}],
+                               "value_format": "string"})
+    # The new partition is accepted and the new size limit applies at once.
+    assert big.status_code == 413 and "2000" in big.json()["detail"]
+    services.delete_topic(orders)
+    assert post(api, "orders", {"records": [{"value": 1}]}).status_code == 404
+
+
+def test_without_the_topic_cache_every_produce_reads_the_topic(api, orders, sent, settings):
+    settings.DJAFKA_REST_TOPIC_CACHE_S = 0
+    assert post(api, "orders", {"records": [{"value": 1}]}).status_code == 200
+    from brokers.models import Topic
+
+    Topic.objects.filter(pk=orders.pk).update(partition_count=1)  # no signal: only a re-read sees
+    answer = post(api, "orders", {"records": [{"value": 1, "partition": 2}]})
+    assert answer.status_code == 400 and "partition" in answer.json()["records"]["0"]

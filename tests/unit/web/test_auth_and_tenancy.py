@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from djafka.models import ApiKey
+from djafka.models import ApiKey, forget_authenticated_keys
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +41,33 @@ def test_revoked_key_is_a_401(tenant):
 
 
 def test_inactive_tenant_keys_stop_working(tenant, api):
+    assert api.get("/api/v1/topics").status_code == 200  # the key is now remembered
     tenant.is_active = False
     tenant.save()
     assert api.get("/api/v1/topics").status_code == 401
+
+
+def test_a_remembered_key_still_needs_its_secret(tenant):
+    issued = ApiKey.issue(tenant, "k")
+    good, bad = APIClient(), APIClient()
+    good.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")
+    bad.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.api_key.prefix}.wrong")
+    assert good.get("/api/v1/topics").status_code == 200
+    assert bad.get("/api/v1/topics").status_code == 401
+
+
+def test_a_key_is_remembered_for_the_cache_time_only(tenant, settings):
+    issued = ApiKey.issue(tenant, "k")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.token}")
+    assert client.get("/api/v1/topics").status_code == 200
+    # Revoked behind this process's back (another web process, a SQL console): trusted until
+    # the cache time runs out, then refused.
+    ApiKey.objects.filter(pk=issued.api_key.pk).update(revoked_at="2026-01-01T00:00:00Z")
+    assert client.get("/api/v1/topics").status_code == 200
+    settings.DJAFKA_API_KEY_CACHE_S = 0
+    forget_authenticated_keys()
+    assert client.get("/api/v1/topics").status_code == 401
 
 
 def test_keys_are_stored_hashed_never_in_the_clear(tenant):
