@@ -15,6 +15,8 @@ from functools import cached_property
 from typing import Any
 
 DEFAULT_TOPIC = "driver-locations"
+# The tenant ``bootstrap_demo`` creates (``./dev run``): where the demo runs unless told otherwise.
+DEMO_TENANT = "demo"
 
 AVAILABLE = "available"
 ON_TRIP = "on_trip"

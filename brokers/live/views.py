@@ -5,34 +5,27 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import render
 
 from brokers.models import Topic
-from djafka.models import Tenant
+from djafka.tenant_choice import choose_tenant
 
 
 @login_required
 def tail(request: HttpRequest) -> HttpResponse:
     """Tenant admins see their tenant's topics; operators (staff) pick a tenant first."""
-    membership = getattr(request.user, "tenant_membership", None)
-    tenants: list[Tenant] = []
-    if membership is not None:
-        tenant = membership.tenant
-    elif request.user.is_staff:
-        tenants = list(Tenant.objects.filter(is_active=True))
-        wanted = request.GET.get("tenant")
-        tenant = next((t for t in tenants if t.name == wanted), tenants[0] if tenants else None)
-    else:
+    choice = choose_tenant(request)
+    if choice is None:
         return HttpResponseForbidden("The live tail is for tenant admins and operators.")
     topics = []
-    if tenant is not None:
+    if choice.tenant is not None:
         topics = [
             {"name": name, "partitions": count}
-            for name, count in Topic.objects.filter(tenant=tenant)
+            for name, count in Topic.objects.filter(tenant=choice.tenant)
             .order_by("name")
             .values_list("name", "partition_count")
         ]
     return render(request, "live/tail.html", {
-        "tenant": tenant,
-        "tenants": tenants,
-        "is_operator": membership is None,
+        "tenant": choice.tenant,
+        "tenants": choice.tenants,
+        "is_operator": choice.is_operator,
         "topics": topics,
         "selected_topic": request.GET.get("topic", ""),
     })

@@ -45,6 +45,15 @@ DRIVER_PIXELS_JS = """() => {
   return {width: canvas.width, height: canvas.height, found: found,
           box: canvas.getBoundingClientRect().toJSON()};
 }"""
+# How many driver pixels differ from those kept in window.firstDriverPixels: the drivers moved.
+DRIVER_PIXELS_MOVED_JS = f"""() => {{
+  const first = window.firstDriverPixels;
+  const now = new Set(({DRIVER_PIXELS_JS})().found);
+  let changed = 0;
+  for (const pixel of now) if (!first.has(pixel)) changed++;
+  for (const pixel of first) if (!now.has(pixel)) changed++;
+  return changed;
+}}"""
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +127,9 @@ def test_operator_watches_drivers_move_on_the_city_map(site):
             # The map shows drivers, and they move.
             first = page.evaluate(DRIVER_PIXELS_JS)
             assert len(first["found"]) > 1000
-            page.wait_for_timeout(1500)
+            page.evaluate("found => { window.firstDriverPixels = new Set(found); }", first["found"])
+            page.wait_for_function(f"({DRIVER_PIXELS_MOVED_JS})() > 200", polling=100)
             later = page.evaluate(DRIVER_PIXELS_JS)
-            assert len(set(first["found"]) ^ set(later["found"])) > 200
 
             # Hover a driver: its id and where its record came from.
             scale = later["width"] / later["box"]["width"]
@@ -155,11 +164,12 @@ def location(driver_id: str, x: float, y: float, district: str, status: str = "a
             "timestamp_type": "CreateTime", "key": driver_id, "value": value, "headers": []}
 
 
-def test_the_page_reads_single_and_batched_record_frames_and_waits_for_a_missing_topic(site):
-    """The feed's frames, scripted: an error for a topic not there yet, then one record per
-    ``record`` frame and several per ``records`` frame, a ``skipped`` gap, and a record of
-    another subscription that the page must ignore."""
+def test_the_page_reads_record_frames_skips_bad_records_and_waits_for_a_missing_topic(site):
+    """The feed's frames, scripted: an error for a topic not there yet, then ``records``
+    frames (one with a record outside the city, which must not stop later updates), a
+    ``skipped`` gap, and records of another subscription that the page must ignore."""
     subscribes: list[dict] = []
+    sockets: list = []
 
     def feed(ws) -> None:  # stands in for /ws/v1/live; the page's socket never reaches web
         def on_message(message: str | bytes) -> None:
@@ -174,17 +184,21 @@ def test_the_page_reads_single_and_batched_record_frames_and_waits_for_a_missing
             ws.send(json.dumps({"type": "subscribed", "subscription": sid,
                                 "topic": request["topic"],
                                 "partitions": [{"partition": p, "offset": 0} for p in range(6)]}))
-            ws.send(json.dumps({"type": "record", "subscription": sid,
-                                **location("driver-001", 100.0, 0.0, "Harbor")}))
             ws.send(json.dumps({"type": "records", "subscription": sid, "records": [
+                location("driver-001", 100.0, 0.0, "Harbor"),
+            ]}))
+            ws.send(json.dumps({"type": "records", "subscription": sid, "records": [
+                # West of the city, in no district the page knows: read, not drawn or counted.
+                location("driver-666", -50.0, 10.0, "Nowhere", partition=5),
                 location("driver-002", 1400.0, 1450.5, "Midtown", partition=1),
                 location("driver-003", 4000.0, 3000.0, "Airport", "on_trip", 2, 7),
                 location("driver-004", 2200.0, 400.0, "Old Town", "offline", 3),
             ]}))
             ws.send(json.dumps({"type": "skipped", "subscription": sid, "partition": 1,
                                 "from_offset": 5, "to_offset": 9}))
-            ws.send(json.dumps({"type": "record", "subscription": "someone-else",
-                                **location("driver-999", 200.0, 200.0, "Harbor")}))
+            ws.send(json.dumps({"type": "records", "subscription": "someone-else",
+                                "records": [location("driver-999", 200.0, 200.0, "Harbor")]}))
+            sockets.append((ws, sid))
 
         ws.on_message(on_message)
 
@@ -212,9 +226,16 @@ def test_the_page_reads_single_and_batched_record_frames_and_waits_for_a_missing
         assert page.locator("#total-trip").text_content() == "1"
         assert page.locator("#total-available").text_content() == "2"
         assert page.locator("#offline-note").text_content() == "1 offline"
-        assert page.locator("#received").text_content() == "4"
+        assert page.locator("#received").text_content() == "5"
         assert page.locator("#skipped").text_content() == "5"
         page.wait_for_function(f"({DRIVER_PIXELS_JS})().found.length > 20")
+        # Updates after the bad record still count.
+        ws, sid = sockets[-1]
+        ws.send(json.dumps({"type": "records", "subscription": sid, "records": [
+            location("driver-005", 3000.0, 2000.0, "Downtown", partition=4),
+        ]}))
+        page.wait_for_function("document.getElementById('total-active').textContent === '4'")
+        assert page.locator("#received").text_content() == "6"
         browser.close()
     assert len(subscribes) == 2
     assert subscribes[1]["topic"] == "driver-locations"

@@ -286,3 +286,82 @@ def test_a_tenant_admin_sees_only_their_tenant_and_others_are_refused(client):
 
     client.force_login(User.objects.create_user("nobody", password="pw-123456789"))
     assert client.get("/demo/drivers/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_an_operator_asking_for_an_unknown_tenant_gets_the_demo_tenant(admin_client):
+    from djafka.models import Tenant
+
+    Tenant.objects.create(name="acme")
+    Tenant.objects.create(name="demo")
+    response = admin_client.get("/demo/drivers/?tenant=gone")
+    assert response.context["page_config"]["tenant"] == "demo"
+    assert [t.name for t in response.context["tenants"]] == ["acme", "demo"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "topic",
+    ["x; curl x|sh", "$(reboot)", "`id`", "a b", "rides'; rm -rf ~; '", ".", "t" * 250, "ü"],
+)
+def test_an_illegal_topic_name_is_never_offered_as_a_shell_command(admin_client, topic):
+    import re
+    from urllib.parse import quote
+
+    from djafka.models import Tenant
+
+    Tenant.objects.create(name="demo")
+    response = admin_client.get("/demo/drivers/?topic=" + quote(topic))
+    assert response.status_code == 200
+    html = response.content.decode()
+    # No command to paste at all, and the page does not subscribe to the name.
+    assert "drivers_demo" not in html
+    assert all(topic not in code for code in re.findall(r"<code>(.*?)</code>", html, re.S))
+    assert response.context["page_config"]["topic"] is None
+    assert "cannot be watched" in html and "Topic name" in html
+
+
+def test_the_producer_command_quotes_what_it_is_given():
+    from djafka.demo_views import producer_command
+    from djafka.models import Tenant
+
+    assert producer_command(Tenant(name="demo"), "driver-locations") == (
+        ".venv/bin/python manage.py drivers_demo"
+    )
+    assert producer_command(Tenant(name="acme"), "rides.v2") == (
+        ".venv/bin/python manage.py drivers_demo --tenant acme --topic rides.v2"
+    )
+    # Names are validated before they get here; quoting is the second line of defence.
+    assert producer_command(Tenant(name="a;b"), "x y").endswith("--tenant 'a;b' --topic 'x y'")
+
+
+# --- The producer command ----------------------------------------------------------------------
+
+
+class FullQueueProducer:
+    """A producer whose local queue stays full, as when the broker nodes are down."""
+
+    def __init__(self, stop, polls_until_ctrl_c: int):
+        self.stop, self.polls_until_ctrl_c, self.polls = stop, polls_until_ctrl_c, 0
+
+    def produce(self, *args, **kwargs):
+        raise BufferError("Local: Queue full")
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        assert self.polls < 100, "_produce kept waiting for room after the stop flag was set"
+        if self.polls == self.polls_until_ctrl_c:
+            self.stop.set()
+        return 0
+
+
+def test_ctrl_c_while_the_queue_is_full_stops_producing_instead_of_waiting_for_brokers():
+    import threading
+
+    from djafka.management.commands.drivers_demo import Command, Deliveries
+
+    stop = threading.Event()
+    producer = FullQueueProducer(stop, polls_until_ctrl_c=3)
+    queued = Command()._produce(producer, "t", b"k", b"v", 0, Deliveries(), stop)
+    assert queued is False
+    assert producer.polls == 3

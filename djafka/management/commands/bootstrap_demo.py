@@ -6,9 +6,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from djafka.drivers import DEMO_TENANT
 from djafka.models import ApiKey, Tenant
 
-DEMO_TENANT = "demo"
 DEMO_KEY_NAME = "demo key"
 
 

@@ -19,12 +19,13 @@ from django.urls import reverse
 from brokers.api.wire import WireError, client_config
 from brokers.models import Topic
 from brokers.services import TopicAlreadyExists, TopicError, create_topic
-from djafka.drivers import DEFAULT_TOPIC, Simulation
-from djafka.management.commands.bootstrap_demo import DEMO_TENANT
+from djafka.drivers import DEFAULT_TOPIC, DEMO_TENANT, Simulation
 from djafka.models import Tenant
 
 # Simulation ticks at most this long, so updates flow evenly rather than once a second.
 MAX_TICK_S = 0.05
+# On exit, wait this long at most for records in flight: brokers that are down must not make
+# stopping hang; what is still unsent then is reported as not delivered.
 FLUSH_TIMEOUT_S = 30.0
 
 
@@ -132,7 +133,10 @@ class Command(BaseCommand):
         started = time.monotonic()
         with stop_on_signals(stop):
             sent = self._run(producer, simulation, topic, deliveries, stop, duration, report_every)
-        self.stdout.write(f"Stopping: flushing {len(producer)} record(s) in flight...")
+        self.stdout.write(
+            f"Stopping: flushing {len(producer)} record(s) in flight "
+            f"(for at most {FLUSH_TIMEOUT_S:g} s)..."
+        )
         left = producer.flush(FLUSH_TIMEOUT_S)
         elapsed = time.monotonic() - started
         self.stdout.write(
@@ -184,8 +188,9 @@ class Command(BaseCommand):
                 break
             now_ms = time.time_ns() // 1_000_000
             for position in simulation.step(now - last, now_ms):
-                self._produce(producer, topic, position.driver_id.encode(), position.encode(),
-                              now_ms, deliveries)
+                if not self._produce(producer, topic, position.driver_id.encode(),
+                                     position.encode(), now_ms, deliveries, stop):
+                    break  # stopped while the local queue was full
                 sent += 1
             last = now
             producer.poll(0)
@@ -205,17 +210,22 @@ class Command(BaseCommand):
 
     def _produce(
         self, producer: Producer, topic: str, key: bytes, value: bytes, timestamp_ms: int,
-        deliveries: Deliveries,
-    ) -> None:
+        deliveries: Deliveries, stop: threading.Event,
+    ) -> bool:
+        """Queue one record; False if asked to stop while waiting for room (it is not sent)."""
         while True:
             try:
                 producer.produce(
                     topic, key=key, value=value, timestamp=timestamp_ms,
                     on_delivery=deliveries.report,
                 )
-                return
+                return True
             except BufferError:
-                producer.poll(0.05)  # the local queue is full: serve deliveries, make room
+                # The local queue is full (brokers slow or down): serve deliveries to make
+                # room, but give up when stopping, or Ctrl-C would wait for the brokers.
+                if stop.is_set():
+                    return False
+                producer.poll(0.05)
             except KafkaException as exc:
                 deliveries.report(exc.args[0], None)
-                return
+                return True

@@ -85,10 +85,7 @@
 
   function onFrame(frame) {
     switch (frame.type) {
-      case "record":  // one record per frame
-        if (frame.subscription === subscriptionId) onRecord(frame);
-        break;
-      case "records":  // a batch of records per frame
+      case "records":  // a batch of records per frame (the feed sends no other kind)
         if (frame.subscription === subscriptionId) for (const record of frame.records) onRecord(record);
         break;
       case "subscribed":
@@ -104,9 +101,10 @@
         break;
       case "error":
         if (frame.subscription === subscriptionId && frame.partition === undefined) {
-          // The topic does not exist (yet): say how to start the demo, and try again.
+          // The topic does not exist (yet), or was deleted: say how to start the demo, and
+          // try again.
           setStatus("waiting for topic", "waiting");
-          showHint(/does not exist/.test(frame.message) ? "does not exist yet" : frame.message);
+          showHint(isMissingTopic(frame) ? "does not exist yet" : frame.message);
           subscriptionId = null;
           retryTimer = setTimeout(subscribe, RETRY_MS);
         }
@@ -116,6 +114,18 @@
     }
   }
 
+  // Error frames carry no machine-readable code (brokers/live/protocol.py: only subscription,
+  // message and, for one partition's error, partition), so a missing topic is told by the
+  // server's English message (brokers/live/consumers.py, _subscribe). Kept to this one place:
+  // change it here if the feed gains an error code.
+  function isMissingTopic(frame) {
+    return /does not exist/.test(frame.message);
+  }
+
+  function isInCity(x, y) {
+    return x >= 0 && x <= city.width_m && y >= 0 && y <= city.height_m;
+  }
+
   function readValue(record) {
     let value = record.value;
     if (typeof value === "string") {
@@ -123,6 +133,7 @@
     }
     if (!value || typeof value.driver_id !== "string" || !Number.isFinite(value.x_m)
         || !Number.isFinite(value.y_m)) return null;
+    if (!isInCity(value.x_m, value.y_m)) return null;  // no district counts it, nowhere to draw
     return value;
   }
 
@@ -167,8 +178,9 @@
   function districtOf(x, y) {
     // As djafka/drivers.py: a border belongs to the district east or south of it.
     const size = city.width_m / city.columns;
-    const column = Math.min(Math.floor(x / size), city.columns - 1);
-    const row = Math.min(Math.floor(y / size), city.rows - 1);
+    const clamp = (n, last) => Math.max(0, Math.min(n, last));
+    const column = clamp(Math.floor(x / size), city.columns - 1);
+    const row = clamp(Math.floor(y / size), city.rows - 1);
     return city.districts[row * city.columns + column];
   }
 
@@ -177,7 +189,7 @@
     for (const [id, d] of drivers) {
       if (ageOf(d) > ACTIVE_MS) { drivers.delete(id); continue; }  // gone quiet: off the map
       if (d.status === "offline") { c.offline++; continue; }
-      const name = d.district in c.byDistrict ? d.district : districtOf(d.x, d.y).name;
+      const name = Object.hasOwn(c.byDistrict, d.district) ? d.district : districtOf(d.x, d.y).name;
       const row = c.byDistrict[name];
       row.active++; c.active++;
       if (d.status === "on_trip") { row.on_trip++; c.on_trip++; } else { row.available++; c.available++; }
@@ -477,5 +489,6 @@
   window.addEventListener("resize", resize);
   setInterval(updateNumbers, 250);
   requestAnimationFrame(render);
-  connect();
+  if (config.topic) connect();  // none: the name is not a legal topic name, the hint says so
+  else setStatus("no topic", "down");
 })();
