@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from brokers.api import wire
-from brokers.live import protocol, selectors
+from brokers.live import group_feed, protocol, selectors
 from brokers.live.auth import resolve_tenant
 from brokers.live.outbox import Outbox
 from brokers.live.subscriptions import Subscription, describe
@@ -37,7 +37,8 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "__none__"  # no Channels layer: records go straight to the socket
 
     async def connect(self) -> None:
-        self.subscriptions: dict[object, Subscription] = {}
+        # Tail subscriptions and consumer-group members (group_feed), by id; one limit for both.
+        self.subscriptions: dict[object, Subscription | group_feed.GroupSubscription] = {}
         self.sender: asyncio.Task | None = None
         await self.accept()
         verdict = await run_blocking(resolve_tenant, self.scope)
@@ -61,6 +62,7 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
             while True:
                 for text in await self.outbox.take():
                     await send(text_data=text)
+                self.outbox.confirm_sent()  # a group subscription commits what was sent
         except asyncio.CancelledError:
             raise
         except Exception:  # the socket went away: disconnect() cleans up
@@ -111,6 +113,9 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         topic = await run_blocking(selectors.subscribable_topic, self.tenant, request.topic)
         if topic is None:
             raise protocol.ProtocolError(f"Topic '{request.topic}' does not exist.", request.id)
+        if request.group is not None:
+            await self._join_group(request)
+            return
         partitions = list(request.partitions or range(topic.partition_count))
         if partitions[-1] >= topic.partition_count:
             raise protocol.ProtocolError(
@@ -130,7 +135,18 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
         self.outbox.push_frame(protocol.frame("subscribed", **describe(subscription, starts)))
         subscription.catch_up()
 
-    def _ended(self, subscription: Subscription) -> None:
-        """A subscription ended on its own (its topic was deleted): its id is free again."""
+    async def _join_group(self, request: protocol.Subscribe) -> None:
+        member = group_feed.GroupSubscription(self.tenant.name, request, self.outbox, self._ended)
+        self.subscriptions[request.id] = member  # reserved before the awaits, as below
+        self.outbox.push_frame(protocol.frame("subscribed", **group_feed.describe(member)))
+        try:
+            await member.start()
+        except BaseException:
+            member.close()
+            self.subscriptions.pop(request.id, None)
+            raise
+
+    def _ended(self, subscription: Subscription | group_feed.GroupSubscription) -> None:
+        """A subscription ended on its own (topic deleted, member failed): its id is free."""
         if self.subscriptions.get(subscription.id) is subscription:
             del self.subscriptions[subscription.id]

@@ -12,6 +12,11 @@ blocks): a client that does not keep up fills its outbox, and then its whole rec
 dropped and replaced by one ``skipped`` notice per subscription and partition, giving the
 offsets it missed. So one slow client never slows the tail, the other clients or the broker.
 Control frames (subscribed, error, skipped, unsubscribed) are never dropped.
+
+A consumer group's member (``group_feed``) must not skip: its owner says
+``is_skippable = False``, its records are never dropped (it waits for room instead of being
+skipped), and ``confirm_sent`` tells it which of its records the socket was handed, which is
+what it commits.
 """
 
 import asyncio
@@ -26,6 +31,10 @@ class Owner(Protocol):
 
     id: Any  # the subscription id its frames name
     prefix: bytes  # protocol.records_frame_prefix(id)
+
+
+def _is_skippable(owner: Owner) -> bool:
+    return getattr(owner, "is_skippable", True)
 
 
 class _Batch:
@@ -60,6 +69,8 @@ class Outbox:
         self._room = asyncio.Event()
         self._room.set()
         self.skipped_records = 0
+        # Batches of unskippable owners taken by the last ``take``, for ``confirm_sent``.
+        self._taken: list[_Batch] = []
 
     def push_frame(self, text: str, owner: Owner | None = None) -> None:
         """Queue a frame; one about a subscription (``owner``) goes after its queued records."""
@@ -97,9 +108,13 @@ class Outbox:
     def _skip_ahead(self) -> None:
         """Drop every queued record, noting per subscription and partition what was dropped."""
         kept: deque[tuple[str, Any]] = deque()
+        kept_records = kept_bytes = 0
         for kind, payload in self._entries:
-            if kind != "records":
+            if kind != "records" or not _is_skippable(payload.owner):
                 kept.append((kind, payload))
+                if kind == "records":
+                    kept_records += payload.count
+                    kept_bytes += payload.nbytes
                 continue
             self.skipped_records += payload.count
             for partition, (first, last) in payload.spans.items():
@@ -113,9 +128,9 @@ class Outbox:
                     span[1] = max(span[1], last)
         self._entries = kept
         self._open.clear()
-        self._record_count = 0
-        self._bytes = 0
-        self._room.set()
+        self._record_count = kept_records
+        self._bytes = kept_bytes
+        self._update_room()
 
     def forget(self, owner: Owner) -> None:
         """Drop what is queued for a subscription that ended."""
@@ -135,6 +150,10 @@ class Outbox:
     def _update_room(self) -> None:
         if self._record_count < self.max_records // 2 and self._bytes < self.max_bytes // 2:
             self._room.set()
+
+    def has_room(self) -> bool:
+        """Whether the outbox is under half full (read from any thread: a hint, not a lock)."""
+        return self._room.is_set()
 
     async def wait_for_room(self) -> None:
         """For a subscriber's own catch-up reader: wait until the outbox is under half full.
@@ -159,6 +178,8 @@ class Outbox:
                 self._record_count -= payload.count
                 self._bytes -= payload.nbytes
                 texts.append(records_frame(owner.prefix, payload.chunks))
+                if not _is_skippable(owner):
+                    self._taken.append(payload)
             elif kind == "frame":
                 texts.append(payload)
             else:
@@ -170,3 +191,13 @@ class Outbox:
                     ))
         self._update_room()
         return texts
+
+    def confirm_sent(self) -> None:
+        """The last ``take``'s frames were written: tell unskippable owners what they held.
+
+        Each gets ``sent(partition, last_offset)`` per partition of each batch, in order.
+        """
+        taken, self._taken = self._taken, []
+        for batch in taken:
+            for partition, (_first, last) in batch.spans.items():
+                batch.owner.sent(partition, last)

@@ -9,9 +9,16 @@ Plain Python, no Django. Client messages (JSON text frames):
   REST's (keys as strings, values as JSON). ``key`` keeps only records with exactly that key
   (given in ``key_format``). With ``{"offset": n}`` every asked partition starts at ``n``; a map
   ``{"offsets": {"0": 10, "1": 20}}`` starts each partition at its own offset.
+- ``{"action": "subscribe", "id": "g1", "topic": "orders", "group": "workers",
+  "from": "earliest" | "latest"}``: a member of the tenant's consumer group ``group``, sharing
+  the topic's partitions with the group's other members (Kafka clients, REST members, other
+  sockets). The group assigns partitions, so ``partitions``, ``key`` and offset or time starts
+  are refused; ``from`` is the reset policy of partitions without a committed offset.
+  ``assigned``/``revoked`` frames say which partitions it holds (see ``group_feed``).
 - ``{"action": "unsubscribe", "id": "s1"}``.
 
-Server frames: ``subscribed``, ``records``, ``skipped``, ``unsubscribed``, ``error`` (see
+Server frames: ``subscribed``, ``records``, ``skipped``, ``unsubscribed``, ``error``, and for a
+group subscription ``assigned`` and ``revoked`` (see
 ``brokers/live/README.md``). Records come in batches, one ``records`` frame per subscription
 each time its socket's outbox is drained:
 ``{"type": "records", "subscription": "s1", "records": [{"partition": 0, "offset": 7,
@@ -29,6 +36,7 @@ import orjson
 from brokers.api.record_format import FORMATS, _encode
 
 MAX_ID_LENGTH = 200
+MAX_GROUP_ID_LENGTH = 249  # as Kafka's topic names; a group id longer than this is a mistake
 # A ``records`` frame holds at most this many records and bytes of records (a record larger
 # than MAX_FRAME_BYTES goes alone), so a client's frames stay bounded however far behind it is.
 MAX_FRAME_RECORDS = 1000
@@ -63,6 +71,7 @@ class Subscribe:
     key: bytes | None
     key_format: str
     value_format: str
+    group: str | None = None  # a consumer group's member: the group assigns the partitions
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +161,31 @@ def parse_message(text: str | bytes | None) -> Subscribe | Unsubscribe:
             key = _encode(message["key"], key_format)
         except ValueError as exc:
             raise ProtocolError(f"'key': {exc}", sub_id) from None
-    return Subscribe(sub_id, topic, partitions, start, key, key_format, value_format)
+    group = _group(message, sub_id)
+    if group is not None:
+        for field in ("partitions", "key"):
+            if message.get(field) is not None:
+                raise ProtocolError(
+                    f"A group subscription cannot choose '{field}': the group assigns "
+                    "partitions.", sub_id,
+                )
+        if start.position is None:
+            raise ProtocolError(
+                'A group subscription starts at its committed offsets: give \'from\' as '
+                '"earliest" or "latest" (where partitions without one start).', sub_id,
+            )
+    return Subscribe(sub_id, topic, partitions, start, key, key_format, value_format, group)
+
+
+def _group(message: dict, sub_id: Any) -> str | None:
+    group = message.get("group")
+    if group is None:
+        return None
+    if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_ID_LENGTH:
+        raise ProtocolError(
+            f"Give 'group' as a group id of 1 to {MAX_GROUP_ID_LENGTH} characters.", sub_id
+        )
+    return group
 
 
 def frame(kind: str, **fields: Any) -> str:

@@ -157,3 +157,52 @@ def test_forget_drops_one_subscriptions_queue_even_when_its_id_is_reused():
         ("skipped", "b"), ("records", "a")
     ]
     assert offsets_in(frames[1]) == [(0, 0)]  # the new subscription's, none of the old one's
+
+
+class GroupOwner(Owner):
+    """A consumer group's member: never skipped, told what was sent."""
+
+    is_skippable = False
+
+    def __init__(self, sub_id):
+        super().__init__(sub_id)
+        self.sent_offsets: list[tuple[int, int]] = []
+
+    def sent(self, partition: int, last_offset: int) -> None:
+        self.sent_offsets.append((partition, last_offset))
+
+
+def test_a_full_outbox_skips_tail_records_but_never_a_group_members():
+    outbox = Outbox(max_records=10, max_bytes=1 << 20)
+    tail, member = Owner("t"), GroupOwner("g")
+    push(outbox, member, 0, *range(6))
+    push(outbox, tail, 1, *range(4))
+    assert not outbox.has_room()
+    push(outbox, tail, 1, 4, 5)  # over the limit: the tail's backlog goes, the member's stays
+
+    frames = drain(outbox)
+
+    member_offsets = [o for f in frames if f.get("subscription") == "g"
+                      for _, o in offsets_in(f)]
+    assert member_offsets == list(range(6))
+    skipped = [f for f in frames if f["type"] == "skipped"]
+    assert [(f["subscription"], f["from_offset"], f["to_offset"]) for f in skipped] == [
+        ("t", 0, 3)
+    ]
+    assert [o for f in frames if f.get("subscription") == "t" and f["type"] == "records"
+            for _, o in offsets_in(f)] == [4, 5]
+    assert outbox.has_room()
+
+
+def test_confirm_sent_tells_a_group_member_the_last_offset_sent_per_partition():
+    outbox = Outbox(max_records=1000, max_bytes=1 << 20, frame_records=2)
+    tail, member = Owner("t"), GroupOwner("g")
+    push(outbox, member, 0, 4, 5, 6)
+    push(outbox, member, 2, 9)
+    push(outbox, tail, 0, 1)
+    drain(outbox)
+    assert member.sent_offsets == []  # taken, not yet written
+    outbox.confirm_sent()
+    assert member.sent_offsets == [(0, 5), (0, 6), (2, 9)]
+    outbox.confirm_sent()
+    assert member.sent_offsets == [(0, 5), (0, 6), (2, 9)]

@@ -44,3 +44,38 @@ def test_a_subscribe_message_with_defaults():
     assert request == protocol.Subscribe(
         "orders", "orders", None, protocol.StartFrom(position="latest"), None, "string", "json"
     )
+
+
+def test_a_group_subscribe_message_names_the_group_and_its_reset_policy():
+    request = protocol.parse_message(
+        '{"action": "subscribe", "id": "g1", "topic": "orders", "group": "workers",'
+        ' "from": "earliest"}'
+    )
+    assert request.group == "workers"
+    assert request.start == protocol.StartFrom(position="earliest")
+    assert request.partitions is None and request.key is None
+    default = protocol.parse_message('{"action": "subscribe", "topic": "t", "group": "w"}')
+    assert default.start == protocol.StartFrom(position="latest")
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ('"partitions": [0]', "cannot choose 'partitions'"),
+    ('"key": "k"', "cannot choose 'key'"),
+    ('"from": {"offset": 3}', "committed offsets"),
+    ('"from": {"timestamp": 3}', "committed offsets"),
+    ('"from": {"offsets": {"0": 3}}', "committed offsets"),
+])
+def test_a_group_subscription_refuses_what_the_group_decides(fields, words):
+    with pytest.raises(protocol.ProtocolError) as raised:
+        protocol.parse_message(
+            '{"action": "subscribe", "id": "g", "topic": "t", "group": "w", ' + fields + "}"
+        )
+    assert words in raised.value.message
+    assert raised.value.subscription == "g"
+
+
+@pytest.mark.parametrize("group", ['7', '""', '["w"]', 'true', '"' + "g" * 250 + '"'])
+def test_a_group_id_must_be_a_non_empty_string(group):
+    with pytest.raises(protocol.ProtocolError) as raised:
+        protocol.parse_message('{"action": "subscribe", "topic": "t", "group": ' + group + "}")
+    assert "Give 'group' as a group id" in raised.value.message
