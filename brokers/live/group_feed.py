@@ -23,6 +23,7 @@ import asyncio
 import atexit
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,15 @@ POLL_SLICE_S = 0.2
 BATCH_RECORDS = 500
 # How long a revoke waits for the event loop to drop the revoked records from the outbox.
 REVOKE_WAIT_S = 5.0
+
+
+_UNKNOWN_TOPIC = frozenset({KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC})
+
+
+def _topic_exists(tenant: str, topic: str) -> bool:
+    from brokers.models import Topic
+
+    return Topic.objects.filter(tenant__name=tenant, name=topic).exists()
 
 
 def new_consumer(config: dict) -> Consumer:
@@ -114,6 +124,7 @@ class GroupSubscription:
         self._revocations = 0
         self._is_paused = False  # a new assignment starts unpaused (``_on_assign``)
         self._stopping = threading.Event()
+        self._topic_checked_at = 0.0
         self._consumer: Consumer | None = None
         self._thread: threading.Thread | None = None
         self.closed = False
@@ -222,11 +233,25 @@ class GroupSubscription:
                 kept.append(message)
             elif error.fatal():
                 raise KafkaException(error)
+            elif error.code() in _UNKNOWN_TOPIC:
+                # Deleted, or not yet known to a broker node after its creation: the database
+                # says which (at most once a second).
+                now = time.monotonic()
+                if now - self._topic_checked_at >= 1.0:
+                    self._topic_checked_at = now
+                    self._post(self._end_if_topic_deleted)
             elif error.code() != KafkaError._PARTITION_EOF:
                 # Mostly transient (a broker reconnecting): librdkafka retries on its own.
                 log.info("live group member %s of %s: %s", self.id, self.request.group,
                          error.str())
         return kept
+
+    def _end_if_topic_deleted(self) -> None:
+        async def check() -> None:
+            if not await run_blocking(_topic_exists, self.tenant, self.topic):
+                self._end_on_error(f"Topic '{self.topic}' was deleted.")
+
+        self._loop.create_task(check())
 
     def _hand(self, messages: list[Message]) -> None:
         """Post a batch to the event loop, which queues it in the outbox in order."""

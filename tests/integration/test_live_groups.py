@@ -293,6 +293,30 @@ def test_a_new_member_starts_after_what_an_unsubscribed_socket_was_sent(cluster,
         reader.close()
 
 
+def test_deleting_the_topic_ends_a_group_subscription(cluster, rest):
+    create_topic(cluster, rest, "short-lived", partitions=1)
+    create_topic(cluster, rest, "long-lived", partitions=1)
+
+    async def scenario():
+        async with connect(cluster.ws_url, **auth(cluster)) as ws:
+            await join(ws, "short-lived", "mourners", "gone")
+            await join(ws, "long-lived", "mourners", "kept")
+            await until_assigned({"ws": ws}, lambda h: h.get("ws") == {0})
+            assert rest.delete("/topics/short-lived").status_code == 204
+            ended = await frames_until(
+                ws, lambda f: bool(f) and f[-1] == {"type": "unsubscribed", "subscription": "gone"}
+            )
+            # The socket's other group subscription goes on.
+            await asyncio.to_thread(produce, cluster, "long-lived", [(None, b'"on"', 0)])
+            after = await frames_until(ws, lambda f: records_of(f))
+            return ended, after
+
+    ended, after = asyncio.run(scenario())
+    errors = [f for f in ended if f["type"] == "error" and f.get("subscription") == "gone"]
+    assert errors and errors[-1]["message"] == "Topic 'short-lived' was deleted."
+    assert [r["value"] for r in records_of(after)] == ["on"]
+
+
 def test_a_group_member_that_stops_reading_is_waited_for_never_skipped(cluster, rest):
     create_topic(cluster, rest, "bulk", partitions=1)
     count = 3000
