@@ -175,6 +175,23 @@ class Cluster:
         return "\n".join(f"===== {p.name}\n{p.log()[-6000:]}" for p in self.processes.values())
 
 
+def own_redis_url(url: str) -> str:
+    """``url`` on a Redis database of this test worker's own, emptied.
+
+    Clusters on two xdist workers at once would otherwise share Celery queues (``broker.1`` is
+    every cluster's first node) and take each other's control messages. One worker runs one
+    cluster at a time; emptying the database drops what an earlier cluster left behind.
+    """
+    import redis
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    parts = urlparse(url)
+    own = urlunparse(parts._replace(path=f"/{1 + index % 15}"))
+    redis.Redis.from_url(own).flushdb()
+    return own
+
+
 @contextmanager
 def running_cluster(tmp_dir: Path, broker_count: int = 3) -> Iterator[Cluster]:
     """A migrated database, a controller and ``broker_count`` broker nodes, all stopped after."""
@@ -189,6 +206,8 @@ def running_cluster(tmp_dir: Path, broker_count: int = 3) -> Iterator[Cluster]:
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
+        if env.get("REDIS_URL"):
+            env["REDIS_URL"] = own_redis_url(env["REDIS_URL"])
         cluster = Cluster(var_dir, env)
         cluster.manage("migrate", "--noinput", "-v0")
         try:
