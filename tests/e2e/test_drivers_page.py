@@ -1,7 +1,6 @@
 """The drivers demo page in a real headless Chromium: log in, start the demo, watch drivers move.
 
-Needs Debian's Chromium at /usr/bin/chromium (``apt-get install chromium``) and the PyPI
-package ``playwright`` (driving that Chromium; no browser download). Skipped without either.
+Skipped without Debian's Chromium or playwright (tests/e2e/browser.py).
 """
 
 import json
@@ -9,28 +8,26 @@ import re
 import signal
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from djafka.drivers import CITY
-from tests.integration.cluster import ROOT, running_cluster
+from tests.e2e.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    create_operator,
+    log_in,
+    sync_playwright_or_skip,
+)
+from tests.integration.cluster import running_cluster
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-SCREENSHOT = ROOT / "var" / "screenshots" / "drivers_demo.png"
+SCREENSHOT = SCREENSHOTS / "drivers_demo.png"
 DRIVERS = 150
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_playwright = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed"
-).sync_playwright
+sync_playwright = sync_playwright_or_skip()
 
 # Pixels of the map in the drivers' colours: saturated, where streets and districts are greys.
 DRIVER_PIXELS_JS = """() => {
@@ -61,11 +58,7 @@ def site(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("drivers-page"), broker_count=1) as cluster:
         cluster.start_web()
         cluster.manage("bootstrap_demo")
-        cluster.manage(
-            "shell", "-c",
-            "from django.contrib.auth.models import User; "
-            "User.objects.create_superuser('operator', 'op@example.com', 'op-password-1')",
-        )
+        create_operator(cluster)
         yield cluster
 
 
@@ -85,9 +78,7 @@ def test_operator_watches_drivers_move_on_the_city_map(site):
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{site.base_url}/demo/drivers/")
         # Not logged in: the admin login, then back to the page.
-        page.fill("#id_username", "operator")
-        page.fill("#id_password", "op-password-1")
-        page.click("input[type=submit]")
+        log_in(page)
         page.wait_for_url("**/demo/drivers/**")
         page.click("header a:text('Drivers demo')")
         page.wait_for_url("**/demo/drivers/")
@@ -207,9 +198,7 @@ def test_the_page_reads_record_frames_skips_bad_records_and_waits_for_a_missing_
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.route_web_socket(re.compile(r"/ws/v1/live"), feed)
         page.goto(f"{site.base_url}/admin/login/?next=/demo/drivers/")
-        page.fill("#id_username", "operator")
-        page.fill("#id_password", "op-password-1")
-        page.click("input[type=submit]")
+        log_in(page)
         page.wait_for_url("**/demo/drivers/**")
         page.wait_for_function(
             "document.getElementById('status').textContent === 'waiting for topic'"

@@ -3,32 +3,28 @@
 Records come in batched ``records`` frames; the page shows each record of each frame, and when
 the topic is deleted while tailed, it says so and stops.
 
-Needs Debian's Chromium at /usr/bin/chromium (``apt-get install chromium``) and the PyPI
-package ``playwright`` (driving that Chromium; no browser download). Skipped without either.
+Skipped without Debian's Chromium or playwright (tests/e2e/browser.py).
 """
-
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.cluster import ROOT, running_cluster
+from tests.e2e.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    create_operator,
+    log_in,
+    sync_playwright_or_skip,
+)
+from tests.integration.cluster import running_cluster
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-SCREENSHOT = ROOT / "var" / "screenshots" / "live_tail.png"
+SCREENSHOT = SCREENSHOTS / "live_tail.png"
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-sync_playwright = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed"
-).sync_playwright
+sync_playwright = sync_playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +32,7 @@ def site(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("live-page"), broker_count=1) as cluster:
         cluster.start_web()
         cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
-        cluster.manage(
-            "shell", "-c",
-            "from django.contrib.auth.models import User; "
-            "User.objects.create_superuser('operator', 'op@example.com', 'op-password-1')",
-        )
+        create_operator(cluster)
         yield cluster
 
 
@@ -59,9 +51,7 @@ def test_operator_watches_records_arrive_on_the_live_tail_page(site):
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(f"{site.base_url}/live/")
         # Not logged in: the admin login, then back to the page.
-        page.fill("#id_username", "operator")
-        page.fill("#id_password", "op-password-1")
-        page.click("input[type=submit]")
+        log_in(page)
         page.wait_for_url("**/live/**")
         assert page.locator("header a", has_text="Live tail").count() == 1
         page.select_option("#tenant", "acme")

@@ -149,6 +149,31 @@ class Cluster:
             timeout=60,
         )
 
+    def kafka_config(self, token: str, bootstrap: str | None = None) -> dict:
+        """confluent-kafka settings that log in with API key ``token`` (SASL/PLAIN: the key's
+        prefix as username, its secret as password), to every node or to ``bootstrap``."""
+        username, password = token.split(".", 1)
+        return {
+            "bootstrap.servers": bootstrap or self.bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanisms": "PLAIN",
+            "sasl.username": username,
+            "sasl.password": password,
+        }
+
+    def knows_topic(self, token: str, port: int, name: str, partitions: int | None = None) -> bool:
+        """Whether the node at ``port`` has the topic's metadata (with a leader for each
+        partition, and ``partitions`` of them if given), asked by a new client."""
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(self.kafka_config(token, f"127.0.0.1:{port}"))
+        topic = admin.list_topics(name, timeout=5).topics.get(name)
+        return (
+            topic is not None and topic.error is None and bool(topic.partitions)
+            and (partitions is None or len(topic.partitions) == partitions)
+            and all(p.leader >= 0 for p in topic.partitions.values())
+        )
+
     def _is_listening(self, process: Process, port: int) -> bool:
         import socket
 

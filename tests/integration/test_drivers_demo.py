@@ -33,11 +33,9 @@ def cluster(tmp_path_factory):
 
 def read_topic(cluster, topic: str) -> list:
     """Every record of ``topic``, from the log start to the high watermark of each partition."""
-    username, password = cluster.token.split(".", 1)
     consumer = Consumer({
-        "bootstrap.servers": cluster.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
-        "group.id": "drivers-demo-test", "enable.auto.commit": False,
+        **cluster.kafka_config(cluster.token), "group.id": "drivers-demo-test",
+        "enable.auto.commit": False,
     })
     try:
         partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions

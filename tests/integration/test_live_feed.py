@@ -58,21 +58,9 @@ def create_topic(cluster, rest, name: str, partitions: int) -> None:
     # Every broker node knows the topic before the web tier first asks about it: a librdkafka
     # client that asks too early keeps it unknown for metadata.max.age.ms (30 s here).
     for port in cluster.broker_ports.values():
-        wait_for(lambda port=port: knows_topic(cluster, port, name), 30, f"{name} on :{port}")
+        wait_for(lambda port=port: cluster.knows_topic(cluster.token, port, name), 30,
+                 f"{name} on :{port}")
     wait_for(lambda: rest.get(f"/topics/{name}/partitions").status_code == 200, 60, "offsets")
-
-
-def knows_topic(cluster, port: int, name: str) -> bool:
-    """Whether the broker node at ``port`` has the topic's metadata (asked by a new client)."""
-    from confluent_kafka.admin import AdminClient
-
-    username, password = cluster.token.split(".", 1)
-    admin = AdminClient({
-        "bootstrap.servers": f"127.0.0.1:{port}", "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
-    })
-    topic = admin.list_topics(name, timeout=5).topics.get(name)
-    return topic is not None and topic.error is None and bool(topic.partitions)
 
 
 def produce(
@@ -85,12 +73,8 @@ def produce(
     """
     from confluent_kafka import Producer
 
-    username, password = cluster.token.split(".", 1)
     producer = Producer({
-        "bootstrap.servers": cluster.bootstrap,
-        "security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "PLAIN",
-        "sasl.username": username, "sasl.password": password,
-        "linger.ms": 5, "enable.idempotence": True,
+        **cluster.kafka_config(cluster.token), "linger.ms": 5, "enable.idempotence": True,
     })
     started = time.monotonic()
     for index, (key, value, partition) in enumerate(records):
@@ -434,11 +418,7 @@ def test_deleting_a_tailed_topic_ends_its_subscriptions_and_a_new_one_starts_cle
     create_topic(cluster, rest, "doomed", partitions=2)
     create_topic(cluster, rest, "doomed-too", partitions=1)
     create_topic(cluster, rest, "survivor", partitions=1)
-    username, password = cluster.token.split(".", 1)
-    admin = AdminClient({
-        "bootstrap.servers": cluster.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
-    })
+    admin = AdminClient(cluster.kafka_config(cluster.token))
 
     def deleted_over_kafka(topic: str) -> None:
         admin.delete_topics([topic], operation_timeout=30)[topic].result(60)

@@ -176,11 +176,9 @@ def test_a_kafka_client_and_a_socket_share_a_group(cluster, rest):
     from confluent_kafka import Consumer
 
     create_topic(cluster, rest, "mixed", partitions=4)
-    username, password = cluster.token.split(".", 1)
     kafka = Consumer({
-        "bootstrap.servers": cluster.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
-        "group.id": "mixers", "auto.offset.reset": "earliest",
+        **cluster.kafka_config(cluster.token), "group.id": "mixers",
+        "auto.offset.reset": "earliest",
     })
     kafka_records: list[tuple[int, int]] = []
     # The Kafka client's partitions, as its rebalance callbacks say (asking its assignment
@@ -273,12 +271,7 @@ def test_a_new_member_starts_after_what_an_unsubscribed_socket_was_sent(cluster,
     assert len(records_of(first)) == sent
     assert sorted(r["value"] for r in records_of(second)) == list(range(sent, sent + 50))
     # And the group's committed offsets are the log end (read as a Kafka client would).
-    username, password = cluster.token.split(".", 1)
-    reader = Consumer({
-        "bootstrap.servers": cluster.bootstrap, "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanisms": "PLAIN", "sasl.username": username, "sasl.password": password,
-        "group.id": "auditors",
-    })
+    reader = Consumer({**cluster.kafka_config(cluster.token), "group.id": "auditors"})
     try:
         deadline = time.monotonic() + 20
         while True:  # the second member commits on its next auto-commit (or when it leaves)

@@ -36,17 +36,6 @@ def rest(cluster):
         yield client
 
 
-def kafka_config(cluster) -> dict:
-    username, password = cluster.token.split(".", 1)
-    return {
-        "bootstrap.servers": cluster.bootstrap,
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanisms": "PLAIN",
-        "sasl.username": username,
-        "sasl.password": password,
-    }
-
-
 def create_topic(rest, name: str, partitions: int = PARTITIONS, **configs: str) -> None:
     created = rest.post(
         "/topics",
@@ -81,7 +70,8 @@ def test_rest_produce_lands_where_kafka_clients_put_keys_and_reads_back(cluster,
     for record, result in zip(records, results, strict=True):
         assert result["partition"] == java_partition(record["key"].encode())
 
-    consumer = Consumer({**kafka_config(cluster), "group.id": "check", "enable.auto.commit": False})
+    consumer = Consumer({**cluster.kafka_config(cluster.token), "group.id": "check",
+                         "enable.auto.commit": False})
     consumer.assign([TopicPartition("orders", p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     got = []
     deadline = time.monotonic() + 30
@@ -111,7 +101,7 @@ def test_kafka_produced_records_read_over_rest(cluster, rest):
     from confluent_kafka import Producer
 
     create_topic(rest, "events", partitions=1)
-    producer = Producer({**kafka_config(cluster), "linger.ms": 5})
+    producer = Producer({**cluster.kafka_config(cluster.token), "linger.ms": 5})
     base_ts = 1_700_000_000_000
     for i in range(1200):
         producer.produce(

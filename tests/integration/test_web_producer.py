@@ -34,17 +34,6 @@ def cluster(tmp_path_factory):
         yield cluster
 
 
-def kafka_config(cluster) -> dict:
-    username, password = cluster.token.split(".", 1)
-    return {
-        "bootstrap.servers": cluster.bootstrap,
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanisms": "PLAIN",
-        "sasl.username": username,
-        "sasl.password": password,
-    }
-
-
 def addresses(cluster) -> list[tuple[str, int]]:
     return [("127.0.0.1", port) for port in cluster.broker_ports.values()]
 
@@ -59,19 +48,13 @@ def producer(cluster):
 
 
 def create_topic(cluster, name: str, partitions: int, **configs: str) -> None:
-    admin = AdminClient(kafka_config(cluster))
+    admin = AdminClient(cluster.kafka_config(cluster.token))
     admin.create_topics([NewTopic(name, partitions, config=configs)])[name].result(30)
 
     def known_everywhere() -> bool:
         # Each node learns of a topic at its next metadata poll: ask every one of them.
-        for port in cluster.broker_ports.values():
-            one = AdminClient({**kafka_config(cluster), "bootstrap.servers": f"127.0.0.1:{port}"})
-            metadata = one.list_topics(name, timeout=5).topics[name]
-            if metadata.error is not None or len(metadata.partitions) != partitions or any(
-                p.leader < 0 for p in metadata.partitions.values()
-            ):
-                return False
-        return True
+        return all(cluster.knows_topic(cluster.token, port, name, partitions)
+                   for port in cluster.broker_ports.values())
 
     wait_for(known_everywhere, 30, f"{name} known to every broker node")
 
@@ -84,7 +67,7 @@ def record(key: bytes | None, value: bytes, **fields):
 
 
 def read_all(cluster, topic: str, partitions: int, count: int) -> list:
-    consumer = Consumer({**kafka_config(cluster), "group.id": "check",
+    consumer = Consumer({**cluster.kafka_config(cluster.token), "group.id": "check",
                          "enable.auto.commit": False})
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     got = []
@@ -209,7 +192,7 @@ def test_a_dead_leader_fails_its_partitions_only(cluster, producer):
 
 
 def leaders(cluster, topic: str) -> dict[int, int]:
-    admin = AdminClient(kafka_config(cluster))
+    admin = AdminClient(cluster.kafka_config(cluster.token))
     described = admin.list_topics(topic, timeout=10).topics[topic]
     return {p.id: p.leader for p in described.partitions.values()}
 
