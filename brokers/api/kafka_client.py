@@ -420,12 +420,11 @@ class WebProducer:
         results: list[ProduceResult | None] = [None] * len(records)
         cluster = self._cluster(tenant)
         bootstrap = self._bootstrap() if cluster.needs_bootstrap else None
-        deadline_s = timeout_s
 
         async def send() -> None:
             if bootstrap is not None:
                 cluster.bootstrap = bootstrap
-            await cluster.produce(topic, shares, acks, time.monotonic() + deadline_s, results)
+            await cluster.produce(topic, shares, acks, time.monotonic() + timeout_s, results)
 
         future = asyncio.run_coroutine_threadsafe(send(), self._loop)
         try:

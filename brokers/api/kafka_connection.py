@@ -61,6 +61,8 @@ class KafkaConnection:
         self._correlation = itertools.count(1)
         self._pending: dict[int, tuple[asyncio.Future, type[Any]]] = {}
         self._read_task: asyncio.Task | None = None
+        # Why close() was called: what the requests still in flight fail with.
+        self._close_reason: BaseException | None = None
         self.closed = False
 
     async def open(self, username: str, password: str, deadline: float) -> None:
@@ -184,8 +186,6 @@ class KafkaConnection:
             error = self._close_reason or error
         finally:
             self._fail_pending(error)
-
-    _close_reason: BaseException | None = None
 
     def _fail_pending(self, error: BaseException) -> None:
         self.closed = True

@@ -67,8 +67,8 @@ def build_partition_batches(
         partition = record.partition
         if partition is None:
             key = record.key
-            partition = sticky_partition if key is None else (
-                (murmurhash2(key, _MURMUR2_SEED) & 0x7FFFFFFF) % partition_count
+            partition = (
+                sticky_partition if key is None else partition_for_key(key, partition_count)
             )
         state = building.get(partition)
         if state is None:
