@@ -279,9 +279,6 @@ DJAFKA_REST_PRODUCE_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_PRODUCE_TIMEOUT
 DJAFKA_REST_TOPIC_CACHE_S = float(os.environ.get("DJAFKA_REST_TOPIC_CACHE_S", "1"))
 DJAFKA_REST_MAX_POLL_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_MAX_POLL_TIMEOUT_MS", "30000"))
 DJAFKA_REST_METADATA_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_METADATA_TIMEOUT_MS", "10000"))
-DJAFKA_REST_IDLE_CONSUMERS_PER_TENANT = int(
-    os.environ.get("DJAFKA_REST_IDLE_CONSUMERS_PER_TENANT", "8")
-)
 
 # --- REST members of consumer groups: one Kafka consumer each, held by the web process.
 # The coordinator's group.min/max.session.timeout.ms bound what a broker accepts; the web

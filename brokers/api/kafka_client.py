@@ -1,4 +1,4 @@
-"""The web tier's Kafka producer: a REST request's batches sent to the partition leaders.
+"""A tenant's view of the cluster for the web tier: leaders, connections, and produce.
 
 A REST produce request already is a batch, so nothing is gained by handing its records one at a
 time to a general-purpose client that batches them again (librdkafka through confluent-kafka
@@ -7,8 +7,9 @@ calling thread builds each partition's batches once (produce_batches.py); this m
 them as Produce requests over kafka_connection.py:
 
 - ``TenantCluster``: a tenant's view of the cluster: leaders from Metadata, cached until an
-  answer says they moved, and one connection per node.
-- ``WebProducer``: the process's producer. Its event loop runs on a thread of its own, so the
+  answer says they moved, one shared connection per node, and idle connections kept for
+  fetches that may wait (kafka_reader.py reads through them).
+- ``web_client.WebClient`` runs it on the process's event loop (a thread of its own), so the
   synchronous Django views hand it ready batches and wait for the offsets.
 
 Errors that mean "not appended" (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE,
@@ -23,16 +24,12 @@ No Django here: the caller passes addresses and credentials.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime
 import importlib
-import itertools
 import random
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from brokers.api.kafka_connection import (
     ConnectionFailed,
@@ -40,17 +37,12 @@ from brokers.api.kafka_connection import (
     KafkaConnection,
     remaining,
 )
-from brokers.api.produce_batches import (
-    PartitionBatches,
-    build_partition_batches,
-    partition_for_key,
-)
+from brokers.api.produce_batches import PartitionBatches, partition_for_key
 from brokers.protocol import codec
 from brokers.protocol.errors import ErrorCode, error_name
 
 __all__ = (
-    "Credentials", "KafkaClientError", "ProduceResult", "TenantCluster", "WebProducer",
-    "partition_for_key",
+    "Credentials", "KafkaClientError", "ProduceResult", "TenantCluster", "partition_for_key",
 )
 
 PRODUCE_VERSION = 9
@@ -71,6 +63,8 @@ _RETRY_METADATA = frozenset({
 _RETRY_BACKOFF_S = 0.1
 # A Metadata answer is trusted this long without any error saying a leader moved.
 METADATA_MAX_AGE_S = 30.0
+# Connections kept idle per node for fetches (each fetch has one to itself while it runs).
+IDLE_FETCH_CONNECTIONS_PER_NODE = 8
 
 _metadata = importlib.import_module(codec.request_type(3, METADATA_VERSION).__module__)
 _produce = importlib.import_module(codec.request_type(0, PRODUCE_VERSION).__module__)
@@ -97,7 +91,7 @@ class _Leaders:
 
 
 class TenantCluster:
-    """A tenant's leaders and connections; every method runs on the producer's event loop."""
+    """A tenant's leaders and connections; every method runs on the client's event loop."""
 
     def __init__(self, tenant: str, credentials: Credentials, client_id: str):
         self.tenant = tenant
@@ -109,6 +103,7 @@ class TenantCluster:
         self._leaders: dict[str, _Leaders] = {}
         self._connections: dict[int | tuple[str, int], KafkaConnection] = {}
         self._connecting: dict[int | tuple[str, int], asyncio.Future] = {}
+        self._idle: dict[int, list[KafkaConnection]] = {}
 
     @property
     def needs_bootstrap(self) -> bool:
@@ -185,6 +180,50 @@ class TenantCluster:
         by_partition = {int(p.partition_index): int(p.leader_id) for p in described.partitions}
         self._leaders[topic] = _Leaders(by_partition, time.monotonic())
         return by_partition
+
+    def forget_leaders(self, topic: str) -> None:
+        """An answer said a leader of ``topic`` moved: ask Metadata again next time."""
+        self._leaders.pop(topic, None)
+
+    def _node(self, node_id: int) -> tuple[str, int]:
+        address = self._nodes.get(node_id)
+        if address is None:
+            raise KafkaClientError(
+                "LEADER_NOT_AVAILABLE", f"Broker {node_id} is not in the last Metadata answer."
+            )
+        return address
+
+    async def connection_to(self, node_id: int, deadline: float) -> KafkaConnection:
+        """The node's shared connection, for requests the broker answers at once."""
+        return await self._connection(node_id, self._node(node_id), deadline)
+
+    async def borrow_connection(self, node_id: int, deadline: float) -> KafkaConnection:
+        """A connection to the node for one request at a time; ``give_back`` it after.
+
+        A broker answers a connection's requests in order, so a Fetch that may wait (long
+        poll) on the shared connection would hold up every request behind it.
+        """
+        idle = self._idle.get(node_id)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        connection = KafkaConnection(*self._node(node_id), self._client_id)
+        try:
+            await connection.open(self._credentials.username, self._credentials.password,
+                                  deadline)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def give_back(self, node_id: int, connection: KafkaConnection) -> None:
+        """A borrowed connection with no request in flight, kept for the next fetch."""
+        idle = self._idle.setdefault(node_id, [])
+        if connection.closed or len(idle) >= IDLE_FETCH_CONNECTIONS_PER_NODE:
+            connection.close()
+        else:
+            idle.append(connection)
 
     async def produce(
         self, topic: str, shares: Sequence[PartitionBatches], acks: int, deadline: float,
@@ -368,94 +407,7 @@ class TenantCluster:
         for connection in self._connections.values():
             connection.close()
         self._connections.clear()
-
-
-class WebProducer:
-    """The web process's producer: an event loop on its own thread and a TenantCluster each."""
-
-    def __init__(
-        self, bootstrap: Callable[[], list[tuple[str, int]]],
-        credentials: Callable[[str], Credentials],
-    ):
-        # Both are called on the calling thread (they may query the database), never on the
-        # loop's.
-        self._bootstrap = bootstrap
-        self._credentials = credentials
-        self._clusters: dict[str, TenantCluster] = {}
-        self._lock = threading.Lock()
-        self._sticky = itertools.count(random.randrange(1 << 16))
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="djafka-web-producer", daemon=True
-        )
-        self._thread.start()
-
-    def _cluster(self, tenant: str) -> TenantCluster:
-        cluster = self._clusters.get(tenant)
-        if cluster is None:
-            with self._lock:
-                cluster = self._clusters.get(tenant)
-                if cluster is None:
-                    cluster = self._clusters[tenant] = TenantCluster(
-                        tenant, self._credentials(tenant), f"djafka-web/{tenant}"
-                    )
-        return cluster
-
-    def produce(
-        self, tenant: str, topic: str, records: Sequence[Any], partition_count: int,
-        acks: int, max_batch_bytes: int, timeout_s: float,
-    ) -> list[ProduceResult]:
-        """Produce ``records`` as ``tenant``; each one's partition and offset, or its error.
-
-        Called from any thread; builds the batches on the calling thread and waits for the
-        leaders' answers (acks 0, 1 or -1) at most ``timeout_s``. Raises KafkaClientError when
-        the request failed before anything was sent, and REQUEST_TIMED_OUT when it did not
-        finish in time (records may then have been written, as with any Kafka client).
-        """
-        if not records:
-            return []
-        shares = build_partition_batches(
-            records, partition_count, max_batch_bytes, next(self._sticky) % partition_count
-        )
-        results: list[ProduceResult | None] = [None] * len(records)
-        cluster = self._cluster(tenant)
-        bootstrap = self._bootstrap() if cluster.needs_bootstrap else None
-
-        async def send() -> None:
-            if bootstrap is not None:
-                cluster.bootstrap = bootstrap
-            await cluster.produce(topic, shares, acks, time.monotonic() + timeout_s, results)
-
-        future = asyncio.run_coroutine_threadsafe(send(), self._loop)
-        try:
-            # The coroutine keeps its own deadline; this wait only guards against a stuck loop.
-            future.result(timeout_s + 5)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise KafkaClientError(
-                "REQUEST_TIMED_OUT", f"Not acknowledged within {timeout_s:g} s."
-            ) from None
-        missing = [i for i, result in enumerate(results) if result is None]
-        if missing:  # cannot happen while produce() keeps its promise; never answer a None
-            raise KafkaClientError(
-                "UNKNOWN_SERVER_ERROR", f"{len(missing)} record(s) got no answer."
-            )
-        return results  # type: ignore[return-value]
-
-    def close(self) -> None:
-        """Close every connection and stop the loop's thread."""
-
-        async def shut_down() -> None:
-            for cluster in self._clusters.values():
-                cluster.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        if self._loop.is_closed():
-            return
-        asyncio.run_coroutine_threadsafe(shut_down(), self._loop).result(5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()

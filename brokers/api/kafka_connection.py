@@ -1,9 +1,9 @@
 """One client connection to a broker node: SASL/PLAIN login, then pipelined requests.
 
-The web tier's producer (kafka_client.py) talks to broker nodes through these. A node answers a
-connection's requests in the order they came, so many requests may be in flight at once; each
-waits for its own answer by correlation id. Every wait is bounded by an absolute deadline
-(``time.monotonic()``) that the caller carries through a whole REST request.
+The web tier's client (kafka_client.py, kafka_reader.py) talks to broker nodes through these. A
+node answers a connection's requests in the order they came, so many requests may be in flight
+at once; each waits for its own answer by correlation id. Every wait is bounded by an absolute
+deadline (``time.monotonic()``) that the caller carries through a whole REST request.
 
 No Django here.
 """

@@ -2,8 +2,8 @@
 
 Each partition has a cursor: the next offset this subscriber is owed. Starting at the log end
 ("latest") it is live at once: it takes records from the shared tail. Starting earlier (an
-offset, a time, the earliest offset) it first reads on its own (``wire.fetch``, batches of up
-to ``CATCH_UP_RECORDS``), waiting for its client to drain, until its cursor reaches the tail's
+offset, a time, the earliest offset) it first reads on its own (``wire.fetch_async``, batches
+of up to ``CATCH_UP_RECORDS``), waiting for its client to drain, until its cursor reaches the tail's
 position; then it joins the tail. Both steps run on the event loop and compare offsets, so
 every record is sent once and in offset order per partition: tail records below the cursor are
 ignored, and a subscriber joins only when no record lies between it and the tail.
@@ -214,8 +214,9 @@ class Subscription:
                 return
             await self.outbox.wait_for_room()
             try:
-                fetched = await run_blocking(
-                    wire.fetch, self.tenant, topic, partition,
+                # Awaited on the web client's loop: a catch-up holds no worker thread.
+                fetched = await wire.fetch_async(
+                    self.tenant, topic, partition,
                     wire.StartAt(offset=cursor.next_offset), CATCH_UP_RECORDS, CATCH_UP_BYTES, 0,
                 )
             except wire.OffsetOutOfRange as exc:

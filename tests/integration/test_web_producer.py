@@ -1,4 +1,4 @@
-"""The web tier's producer (brokers/api/kafka_client.py) against real broker node processes.
+"""The web tier's produce (brokers/api/kafka_client.py) against real broker node processes.
 
 It logs in with a tenant's API key as SASL/PLAIN, as any Kafka client would, builds one batch
 per partition per request, and is checked by reading back with confluent-kafka: records land
@@ -8,21 +8,17 @@ broker node; and the errors a caller sees (unknown topic, bad login, no broker).
 """
 
 import time
-from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 from kafka.partitioner.default import murmur2
 
-from brokers.api.kafka_client import (
-    Credentials,
-    KafkaClientError,
-    WebProducer,
-    partition_for_key,
-)
+from brokers.api.kafka_client import Credentials, KafkaClientError, partition_for_key
+from brokers.api.web_client import WebClient
 from tests.integration.cluster import running_cluster
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import free_port
+from tests.integration.web_client_support import create_topic, record, web_client
 
 pytestmark = pytest.mark.slow
 
@@ -34,36 +30,10 @@ def cluster(tmp_path_factory):
         yield cluster
 
 
-def addresses(cluster) -> list[tuple[str, int]]:
-    return [("127.0.0.1", port) for port in cluster.broker_ports.values()]
-
-
 @pytest.fixture
 def producer(cluster):
-    username, password = cluster.token.split(".", 1)
-    producer = WebProducer(lambda: addresses(cluster), lambda tenant: Credentials(username,
-                                                                                  password))
-    yield producer
-    producer.close()
-
-
-def create_topic(cluster, name: str, partitions: int, **configs: str) -> None:
-    admin = AdminClient(cluster.kafka_config(cluster.token))
-    admin.create_topics([NewTopic(name, partitions, config=configs)])[name].result(30)
-
-    def known_everywhere() -> bool:
-        # Each node learns of a topic at its next metadata poll: ask every one of them.
-        return all(cluster.knows_topic(cluster.token, port, name, partitions)
-                   for port in cluster.broker_ports.values())
-
-    wait_for(known_everywhere, 30, f"{name} known to every broker node")
-
-
-def record(key: bytes | None, value: bytes, **fields):
-    return SimpleNamespace(
-        key=key, value=value, headers=fields.get("headers"),
-        timestamp_ms=fields.get("timestamp_ms"), partition=fields.get("partition"),
-    )
+    with web_client(cluster) as producer:
+        yield producer
 
 
 def read_all(cluster, topic: str, partitions: int, count: int) -> list:
@@ -204,21 +174,16 @@ def test_unknown_topic_is_an_error_per_record_after_the_timeout(cluster, produce
 
 
 def test_a_refused_login_is_an_error_for_the_whole_request(cluster):
-    username, _ = cluster.token.split(".", 1)
-    producer = WebProducer(lambda: addresses(cluster),
-                           lambda tenant: Credentials(username, "wrong"))
-    try:
+    with web_client(cluster, password="wrong") as producer:
         with pytest.raises(KafkaClientError) as refused:
             producer.produce("acme", "orders", [record(None, b"x")], 3, 1, 1 << 20, 10)
         assert refused.value.error == "SASL_AUTHENTICATION_FAILED"
-    finally:
-        producer.close()
 
 
 def test_no_reachable_broker_is_broker_not_available(cluster):
     closed_port = free_port()
-    producer = WebProducer(lambda: [("127.0.0.1", closed_port)],
-                           lambda tenant: Credentials("u", "p"))
+    producer = WebClient(lambda: [("127.0.0.1", closed_port)],
+                         lambda tenant: Credentials("u", "p"))
     try:
         results = producer.produce("acme", "orders", [record(None, b"x")], 3, 1, 1 << 20, 1.0)
         assert results[0].error == "BROKER_NOT_AVAILABLE"
