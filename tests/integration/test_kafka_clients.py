@@ -28,8 +28,21 @@ BASE_TS = 1_700_000_000_000
 def cluster(tmp_path_factory):
     with running_cluster(tmp_path_factory.mktemp("kafka-clients"), broker_count=3) as cluster:
         token = cluster.manage("issue_api_key", "acme", "--create").strip()
+        cluster.token = token
         cluster.username, cluster.password = token.split(".", 1)
         yield cluster
+
+
+def wait_until_every_node_knows(cluster, topic: str) -> None:
+    """Each node learns of a new topic within its metadata poll; produce only after that.
+
+    A Produce that reaches a leader still loading the topic is refused (retriable), and a
+    non-idempotent producer with several requests in flight may then write its retry after
+    later batches: Kafka allows that reordering, so the order check below would not hold.
+    """
+    for port in cluster.broker_ports.values():
+        wait_for(lambda port=port: cluster.knows_topic(cluster.token, port, topic, PARTITIONS),
+                 30, f"node on port {port} to know {topic}")
 
 
 def java_partition(key: bytes) -> int:
@@ -141,6 +154,7 @@ def test_aiokafka(cluster):
         await admin.start()
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
         await admin.close()
+        await asyncio.to_thread(wait_until_every_node_knows, cluster, topic)
 
         for codec, numbers in chunks():
             producer = AIOKafkaProducer(**common, acks=1, linger_ms=5, compression_type=codec)
@@ -199,6 +213,7 @@ def test_confluent_kafka(cluster):
     metadata = admin.list_topics(topic, timeout=10)
     assert len(metadata.topics[topic].partitions) == PARTITIONS
     assert len(metadata.brokers) == 3
+    wait_until_every_node_knows(cluster, topic)
 
     errors = []
     for codec, numbers in chunks():
