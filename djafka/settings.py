@@ -243,6 +243,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Keys and values of every record endpoint share one set of formats.
+    "ENUM_NAME_OVERRIDES": {"RecordFormatEnum": "brokers.api.record_format.FORMATS"},
 }
 
 LOGGING = {
@@ -274,6 +276,9 @@ DJAFKA_REST_MAX_RECORDS_PER_REQUEST = int(
 DJAFKA_REST_MAX_REQUEST_BYTES = int(
     os.environ.get("DJAFKA_REST_MAX_REQUEST_BYTES", str(16 * 1024 * 1024))
 )
+# Threads serving the web tier's HTTP requests (djafka/asgi_handler.py): a request holds one
+# while its view runs, a REST long poll for its wait; requests beyond them queue.
+DJAFKA_WEB_THREADS = int(os.environ.get("DJAFKA_WEB_THREADS", "64"))
 DJAFKA_REST_PRODUCE_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_PRODUCE_TIMEOUT_MS", "30000"))
 # How long a web process trusts what it read of a topic for producing (0: read it every time).
 DJAFKA_REST_TOPIC_CACHE_S = float(os.environ.get("DJAFKA_REST_TOPIC_CACHE_S", "1"))
