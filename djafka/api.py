@@ -1,7 +1,7 @@
 """REST endpoints of the platform: who am I, and the tenant's API keys."""
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -54,6 +54,9 @@ class IssuedKeySerializer(ApiKeySerializer):
         fields = [*ApiKeySerializer.Meta.fields, "token"]
 
 
+@extend_schema(parameters=[OpenApiParameter(
+    "prefix", str, OpenApiParameter.PATH, description="The key's prefix (its public part)."
+)])
 class ApiKeyViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

@@ -2,12 +2,13 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 
 from brokers.live import views as live_views
 from djafka import demo_views, views
 from djafka.api import ApiKeyViewSet, WhoAmIView
 from djafka.routers import OptionalSlashRouter
+from djafka.schema import SchemaView
 
 router = OptionalSlashRouter()
 router.register("keys", ApiKeyViewSet, basename="apikey")
@@ -26,7 +27,7 @@ urlpatterns = [
     path("demo/drivers/", demo_views.drivers, name="drivers-demo"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(**public), name="schema"),
+    path("api/schema/", SchemaView.as_view(**public), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", **public), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", **public), name="redoc"),
 ]

@@ -1,5 +1,6 @@
 """REST shapes of topics and partitions."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from brokers.models import Partition, Topic
@@ -51,6 +52,7 @@ class TopicDetailSerializer(TopicSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]})
 class ConfigValueField(serializers.Field):
     """A config value: a string, number or boolean (sent on as Kafka's string form)."""
 
