@@ -6,10 +6,11 @@ Run from the repository root: .venv/bin/python bench/rest_bench.py [--records N]
 Starts a real cluster (controller and one broker node, SQLite, as tests/integration/cluster.py
 starts it) and one web process (uvicorn, no access log), creates a 3-partition topic with an
 API key, then C concurrent httpx clients POST JSON batches of 1,000 records of 100 bytes
-(string values, keyed) for N records, and C clients read them back over REST (max_records
-10,000 per request). In the same run redis-py puts the same N records through a Redis Stream on
-127.0.0.1:6379 (XADD in pipelines of 1,000, XREAD in chunks of 10,000). `--profile` runs the
-web process under cProfile and prints its top functions after the produce phase.
+(string values, keyed) for N records, then N more with JSON object values of about 100 bytes,
+and C clients read them all back over REST (max_records 10,000 per request). In the same run
+redis-py puts the same N records through a Redis Stream on 127.0.0.1:6379 (XADD in pipelines
+of 1,000, XREAD in chunks of 10,000). `--profile` runs the web process under cProfile and
+prints its top functions after the produce phase.
 """
 
 from __future__ import annotations
@@ -59,15 +60,31 @@ def print_cpu(processes: dict[str, int], before: dict[str, float], seconds: floa
     print(f"  CPU (of one core): {shares}")
 
 
-def rest_produce(base: str, token: str, records: int, clients: int) -> float:
+def json_value(n: int) -> dict:
+    """A JSON object of about 100 bytes, as a driver-location event would be."""
+    return {"driver": f"d-{n % 1000:04}", "lat": 52.520008 + n % 97 / 1e4,
+            "lon": 13.404954 - n % 89 / 1e4, "speed_kmh": 42.5, "ts": 1_700_000_000_000 + n}
+
+
+def rest_produce(base: str, token: str, records: int, clients: int,
+                 value_format: str = "string") -> float:
+    """POST ``records`` in batches of BATCH from ``clients`` threads: the seconds it took.
+
+    ``value_format`` "string": values are 100-character strings; "json": JSON objects of about
+    100 bytes (``json_value``), which the web tier writes as their compact JSON text.
+    """
     bodies_per_client = records // BATCH // clients
     errors: list[str] = []
 
     # Bodies are encoded before the clock starts: the figure is the web tier's, not the
     # benchmark's own JSON encoding (the clients share this process's GIL).
+    def value(n: int) -> object:
+        return VALUE if value_format == "string" else json_value(n)
+
     bodies = [
-        orjson.dumps({"value_format": "string", "records": [
-            {"key": f"k{(b * BATCH + i) % 1000}", "value": VALUE} for i in range(BATCH)
+        orjson.dumps({"value_format": value_format, "records": [
+            {"key": f"k{(b * BATCH + i) % 1000}", "value": value(b * BATCH + i)}
+            for i in range(BATCH)
         ]})
         for b in range(min(bodies_per_client * clients, 50))
     ]
@@ -184,6 +201,10 @@ def main() -> None:
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         seconds = rest_produce(base, token, records, args.clients)
         report("REST produce (acks=1)", records, seconds)
+        print_cpu(processes, before, seconds)
+        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        seconds = rest_produce(base, token, records, args.clients, value_format="json")
+        report("REST produce, JSON object values", records, seconds)
         print_cpu(processes, before, seconds)
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         read, seconds = rest_read(base, token, args.clients)
