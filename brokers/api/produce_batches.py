@@ -30,6 +30,20 @@ def partition_for_key(key: bytes, partition_count: int) -> int:
 
 
 @dataclass(slots=True)
+class OutgoingRecord:
+    """A record to produce: bytes ready for the wire; ``partition`` None lets murmur2 choose.
+
+    (produce_decoder.py's records have the same attributes.)
+    """
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] | None = None
+    timestamp_ms: int | None = None
+    partition: int | None = None
+
+
+@dataclass(slots=True)
 class PartitionBatches:
     """One partition's records as built batches, and where each record of the request is."""
 

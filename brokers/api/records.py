@@ -8,7 +8,6 @@ is a 404, exactly as a topic that does not exist.
 import time
 from dataclasses import dataclass
 
-import orjson
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -22,9 +21,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from brokers.api import wire
+from brokers.api.produce_decoder import parse_produce_request
 from brokers.api.record_format import (
     InvalidRecords,
-    parse_produce_request,
+    TooManyRecords,
     record_answer,
     record_size,
 )
@@ -154,21 +154,15 @@ class ProduceView(APIView):
             declared = 0
         if declared > max_bytes:
             return too_large(f"The request has {declared} bytes; at most {max_bytes} are taken.")
-        # Read the raw body (not request.data): orjson parses it several times faster than
-        # DRF's parser, and Django's DATA_UPLOAD_MAX_MEMORY_SIZE is not the limit here.
+        # Read the raw body (not request.data): produce_decoder decodes it straight into
+        # records, and Django's DATA_UPLOAD_MAX_MEMORY_SIZE is not the limit here.
         raw = request._request.read(max_bytes + 1)
         if len(raw) > max_bytes:
             return too_large(f"The request has more than {max_bytes} bytes.")
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return Response({"non_field_errors": [f"Not valid JSON: {exc}"]}, status=400)
-        count = len(body["records"]) if isinstance(body, dict) and isinstance(
-            body.get("records"), list) else 0
-        if count > max_records:
-            return too_large(f"The request has {count} records; at most {max_records} are taken.")
-        try:
-            records, acks = parse_produce_request(body, topic.partition_count, max_records)
+            records, acks = parse_produce_request(raw, topic.partition_count, max_records)
+        except TooManyRecords as exc:
+            return too_large(str(exc))
         except InvalidRecords as exc:
             return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
 

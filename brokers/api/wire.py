@@ -15,13 +15,12 @@ tenant's API key secret, and the broker nodes scope that login to the tenant's t
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from channels.db import DatabaseSyncToAsync
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from django.conf import settings
 
-from brokers.api import kafka_client, kafka_reader
+from brokers.api import kafka_client, kafka_reader, produce_batches
 from brokers.api.web_client import WebClient
 from brokers.models import Broker
 from djafka.internal_auth import internal_credentials
@@ -127,17 +126,7 @@ def client_config(tenant: str) -> dict:
 # --- Produce ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class OutgoingRecord:
-    """A record to produce: bytes ready for the wire; ``partition`` None lets murmur2 choose."""
-
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]] | None = None
-    timestamp_ms: int | None = None
-    partition: int | None = None
-
-
+OutgoingRecord = produce_batches.OutgoingRecord
 ProduceResult = kafka_client.ProduceResult
 
 

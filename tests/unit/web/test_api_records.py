@@ -8,7 +8,8 @@ from rest_framework.test import APIClient
 
 from brokers import services
 from brokers.api import wire
-from brokers.api.record_format import parse_produce_request, record_answer
+from brokers.api.produce_decoder import parse_produce_request
+from brokers.api.record_format import record_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -280,7 +281,8 @@ def test_fetched_values_fall_back_from_json_to_string_then_base64():
 
 def test_string_keys_are_their_utf8_bytes_as_a_kafka_client_sends_them():
     records, _ = parse_produce_request(
-        {"records": [{"key": "café", "value": "x"}]}, partition_count=1, max_records=10
+        orjson.dumps({"records": [{"key": "café", "value": "x"}]}), partition_count=1,
+        max_records=10,
     )
     assert records[0].key == "café".encode()
     assert records[0].value == b'"x"'  # value_format json: the JSON text
