@@ -71,7 +71,7 @@ def rest_produce(base: str, token: str, records: int, clients: int,
     """POST ``records`` in batches of BATCH from ``clients`` threads: the seconds it took.
 
     ``value_format`` "string": values are 100-character strings; "json": JSON objects of about
-    100 bytes (``json_value``), which the web tier writes as their compact JSON text.
+    100 bytes (``json_value``), which the web tier writes as the JSON text given.
     """
     bodies_per_client = records // BATCH // clients
     errors: list[str] = []
