@@ -278,7 +278,7 @@ DJAFKA_REST_MAX_REQUEST_BYTES = int(
 )
 # Threads serving the web tier's HTTP requests (djafka/asgi_handler.py): a request holds one
 # while its view runs, a REST long poll for its wait; requests beyond them queue.
-DJAFKA_WEB_THREADS = int(os.environ.get("DJAFKA_WEB_THREADS", "64"))
+DJAFKA_WEB_THREADS = int(os.environ.get("DJAFKA_WEB_THREADS", "256"))
 DJAFKA_REST_PRODUCE_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_PRODUCE_TIMEOUT_MS", "30000"))
 # How long a web process trusts what it read of a topic for producing (0: read it every time).
 DJAFKA_REST_TOPIC_CACHE_S = float(os.environ.get("DJAFKA_REST_TOPIC_CACHE_S", "1"))
