@@ -5,30 +5,37 @@ Starts a real cluster (controller, one broker node) and a real web process (uvic
 
 0. peer: the same producer read by a confluent-kafka consumer straight from the broker node,
    the floor under the web tier's latency (same machine, same cores).
-1. latency: one subscriber; a producer process sends ``--rate`` records/s for ``--seconds``,
-   each value holding its send time (``time.time_ns()``, same machine); prints p50/p99/max of
-   arrival minus send time. The producer uses linger.ms=1, so that is included.
-2. fan-out: ``--clients`` subscribers of one topic (spread over ``--client-procs`` processes);
-   the producer sends ``--fanout-rate`` records/s; prints records/s delivered over all
-   clients, how many were skipped (slow clients skipped ahead by the server), and p50/p99/max
-   of produce-to-websocket latency over every record every client got.
+1. latency: one subscriber; the producer sends ``--rate`` records/s for ``--seconds``, each
+   value holding its send time (``time.time_ns()``, same machine), in bursts of ``--burst``
+   records (it sleeps between bursts to keep the rate; linger.ms=1 is included).
+2. fan-out: ``--clients`` subscribers of one topic (in ``--client-procs`` processes, one by
+   default) while the producer sends ``--fanout-rate`` records/s; prints records/s delivered
+   over all clients, how many were skipped (slow clients skipped ahead by the server), the
+   latency over every record every client got, and where it went: per batch, from its first
+   record's send to the first socket written, then on to the last socket written.
 
-Each phase also prints the CPU time the web process and the broker node spent on it, per
-record delivered: the clients, the producer, uvicorn and the broker share this machine's
-cores, so the CPU figures say more than the latencies when the machine is busy.
+Latency is printed twice (p50/p99/max): "at the socket", the kernel's receive time of the
+frame (when the web process wrote it: the server's latency), and "read by the client", when
+the client's loop had it unframed and inflated. ``live_bench_clients.py`` says how and why.
+
+Each phase also prints the CPU the web process, the broker node and the clients spent on it,
+per record delivered: they share this machine's cores, so the CPU figures say more than the
+latencies when the machine is busy.
 
     .venv/bin/python bench/live_bench.py [--rate 10000] [--seconds 10] [--clients 100]
-        [--no-ws-deflate] [--profile-web web.prof] [--skip-peer|--skip-latency|--skip-fanout]
+        [--ws-deflate] [--no-client-deflate] [--profile-web web.prof]
+        [--skip-peer|--skip-latency|--skip-fanout]
 
-``--no-ws-deflate`` starts uvicorn with ``--ws-per-message-deflate false`` (uvicorn compresses
-every frame by default when the client offers it, as browsers and ``websockets`` do);
-``--profile-web`` runs uvicorn under cProfile (its event loop thread) and writes the stats there.
+``--ws-deflate`` starts uvicorn with ``--ws-per-message-deflate true``, as
+``DJAFKA_WS_DEFLATE=true`` starts the platform's web process (off by default: see
+brokers/live/README.md, "Speed"), so every frame is compressed when the client offers it, as
+browsers and ``websockets`` do;
+``--no-client-deflate`` has the clients not offer it; ``--profile-web`` runs uvicorn under
+cProfile (its event loop thread) and writes the stats there.
 """
 
 import argparse
 import array
-import asyncio
-import json
 import multiprocessing
 import os
 import sys
@@ -39,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from live_bench_clients import merge_write, run_clients  # noqa: E402  (beside this file)
 
 # uvicorn under cProfile (its event loop's thread). uvicorn raises SIGTERM again once it has
 # shut down; turned into SystemExit here, so that the stats are written.
@@ -60,8 +68,10 @@ finally:
 """
 
 
-def produce_paced(bootstrap: str, token: str, topic: str, rate: int, seconds: float) -> None:
-    """A separate process: ``rate`` records/s for ``seconds``, each value its send time."""
+def produce_paced(bootstrap: str, token: str, topic: str, rate: int, seconds: float,
+                  burst: int = 50) -> None:
+    """``rate`` records/s for ``seconds``, each value its send time, in bursts of ``burst``
+    records (it sleeps between bursts to keep the rate)."""
     from confluent_kafka import Producer
 
     username, password = token.split(".", 1)
@@ -73,7 +83,7 @@ def produce_paced(bootstrap: str, token: str, topic: str, rate: int, seconds: fl
     count = int(rate * seconds)
     started = time.monotonic()
     for i in range(count):
-        if i % 50 == 0:
+        if i % burst == 0:
             time.sleep(max(0.0, started + i / rate - time.monotonic()))
             producer.poll(0)
         while True:
@@ -85,39 +95,10 @@ def produce_paced(bootstrap: str, token: str, topic: str, rate: int, seconds: fl
     producer.flush(30)
 
 
-def subscribe_message(topic: str, sub_id: str) -> str:
-    return json.dumps({"action": "subscribe", "topic": topic, "id": sub_id})
-
-
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Tally:
-    """What one client got: records (their latencies in ms), records skipped, frames."""
-
-    def __init__(self) -> None:
-        self.latencies_ms = array.array("f")
-        self.skipped = 0
-        self.frames = 0
-        self.last_arrival = 0.0
-
-    def take(self, frame: dict, now_ns: int) -> int:
-        """Count a frame; how many records it accounts for (got or skipped)."""
-        self.frames += 1
-        if frame["type"] == "records":
-            append = self.latencies_ms.append
-            for record in frame["records"]:
-                append((now_ns - record["value"]["t"]) / 1e6)
-            self.last_arrival = time.monotonic()
-            return len(frame["records"])
-        if frame["type"] == "skipped":
-            missed = frame["to_offset"] - frame["from_offset"] + 1
-            self.skipped += missed
-            return missed
-        return 0
 
 
 def peer_consume(bootstrap: str, token: str, topic: str, expected: int, ready, results,
@@ -152,62 +133,6 @@ def peer_consume(bootstrap: str, token: str, topic: str, expected: int, ready, r
     results.put(latencies.tobytes())
 
 
-async def _read_frames(ws, tally: Tally, expected: int, timeout_s: float) -> None:
-    import orjson
-
-    deadline = time.monotonic() + timeout_s
-    seen = 0
-    while seen < expected and time.monotonic() < deadline:
-        try:
-            text = await asyncio.wait_for(ws.recv(), 5)
-        except TimeoutError:
-            break
-        seen += tally.take(orjson.loads(text), time.time_ns())
-
-
-async def _latency_client(url: str, topic: str, expected: int, ready, timeout_s: float
-                          ) -> Tally:
-    import orjson
-    from websockets.asyncio.client import connect
-
-    tally = Tally()
-    async with connect(url, max_size=None) as ws:
-        await ws.send(subscribe_message(topic, "lat"))
-        assert orjson.loads(await ws.recv())["type"] == "subscribed"
-        ready.set()
-        await _read_frames(ws, tally, expected, timeout_s)
-    return tally
-
-
-def _fanout_clients(url: str, topic: str, clients: int, expected: int, ready, results,
-                    index: int, timeout_s: float) -> None:
-    """A separate process holding ``clients`` sockets; puts its clients' combined tally."""
-    from websockets.asyncio.client import connect
-
-    async def one(n: int, tally: Tally, subscribed: list, started: asyncio.Event) -> None:
-        async with connect(url, max_size=None) as ws:
-            await ws.send(subscribe_message(topic, f"c{n}"))
-            await ws.recv()
-            subscribed.append(n)
-            if len(subscribed) == clients:
-                started.set()
-            await _read_frames(ws, tally, expected, timeout_s)
-
-    async def main() -> None:
-        started = asyncio.Event()
-        tally, subscribed = Tally(), []
-        tasks = [asyncio.create_task(one(n + index * clients, tally, subscribed, started))
-                 for n in range(clients)]
-        await started.wait()
-        ready.set()
-        t0 = time.monotonic()
-        await asyncio.gather(*tasks)
-        results.put((tally.latencies_ms.tobytes(), tally.skipped, tally.frames,
-                     (tally.last_arrival or time.monotonic()) - t0))
-
-    asyncio.run(main())
-
-
 def percentile(ordered, q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
@@ -236,15 +161,85 @@ class CpuMeter:
         return "CPU: " + ", ".join(parts)
 
 
+class Delivered:
+    """What every client process of a phase got, and the CPU each side spent on it."""
+
+    def __init__(self, answers: list[dict], cpu_line: str):
+        self.at_socket_ms = array.array("f")
+        self.read_ms = array.array("f")
+        writes: dict[int, tuple[int, int, int]] = {}
+        for answer in answers:
+            self.at_socket_ms.frombytes(answer["at_socket_ms"])
+            self.read_ms.frombytes(answer["read_ms"])
+            for offset, write in answer["writes"].items():
+                writes[offset] = merge_write(writes.get(offset), write)
+        self.delivered = len(self.at_socket_ms)
+        self.skipped = sum(a["skipped"] for a in answers)
+        self.frames = sum(a["frames"] for a in answers)
+        self.elapsed_s = max(a["elapsed_s"] for a in answers) or 1e-9
+        self.client_cpu_s = sum(a["cpu_s"] for a in answers)
+        self.has_kernel_stamps = all(a["has_kernel_stamps"] for a in answers)
+        self.cpu_line = cpu_line
+        # Where the time goes, per batch that every socket got as one frame: from its first
+        # record's send to the first socket written (producer, broker node, the web process's
+        # tail and dispatch), then from the first socket written to the last (the fan-out).
+        self.first_write_ms = [(first - sent) / 1e6 for sent, first, _ in writes.values()]
+        self.write_spread_ms = [(last - first) / 1e6 for _, first, last in writes.values()]
+
+    def print_latencies(self, over: str = "") -> None:
+        where = "at the socket" if self.has_kernel_stamps else (
+            "at the socket (no kernel stamps here: when read from it)")
+        print(f"  produce-to-websocket ms{over}, {where}: {latency_line(self.at_socket_ms)}")
+        print(f"  produce-to-websocket ms{over}, read by the client: "
+              f"{latency_line(self.read_ms)}")
+        if over and self.has_kernel_stamps:
+            print(f"    first socket written ms after a batch's first record was sent: "
+                  f"{latency_line(self.first_write_ms)}")
+            print(f"    then to the last socket written ms: {latency_line(self.write_spread_ms)}")
+        per_record = self.client_cpu_s * 1e6 / max(self.delivered, 1)
+        print(f"  {self.cpu_line}, clients {self.client_cpu_s:.2f} s "
+              f"({per_record:.1f} µs/record)")
+
+
+def read_while_producing(ctx, url: str, topic: str, sub_ids: list[str], procs: int,
+                         expected: int, args, cpu: CpuMeter, produce) -> Delivered:
+    """Subscribe ``sub_ids`` (over ``procs`` client processes), run ``produce`` and collect
+    what every client got."""
+    procs = max(1, min(procs, len(sub_ids)))
+    results = ctx.Queue()
+    readies, workers = [], []
+    for index in range(procs):
+        ready = ctx.Event()
+        worker = ctx.Process(target=run_clients, args=(
+            url, topic, sub_ids[index::procs], expected, not args.no_client_deflate, ready,
+            results, args.seconds + args.fanout_seconds + 60))
+        worker.start()
+        readies.append(ready)
+        workers.append(worker)
+    for ready in readies:
+        if not ready.wait(120):
+            raise SystemExit("the clients did not subscribe in time")
+    cpu.start()
+    produce()
+    answers = [results.get(timeout=args.seconds + args.fanout_seconds + 120) for _ in workers]
+    delivered = sum(len(a["at_socket_ms"]) // 4 for a in answers)  # float32 each
+    cpu_line = cpu.line(delivered)
+    for worker in workers:
+        worker.join()
+    return Delivered(answers, cpu_line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--client-procs", type=int, default=1)
+    parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--fanout-rate", type=int, default=1_000)
     parser.add_argument("--fanout-seconds", type=float, default=10)
-    parser.add_argument("--no-ws-deflate", action="store_true")
+    parser.add_argument("--ws-deflate", action="store_true")
+    parser.add_argument("--no-client-deflate", action="store_true")
     parser.add_argument("--profile-web", metavar="PATH")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-peer", action="store_true")
@@ -261,9 +256,8 @@ def main() -> None:
     ) as cluster:
         port = free_port()
         uvicorn_args = ["djafka.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-                        "--no-access-log", "--log-level", "warning"]
-        if args.no_ws_deflate:
-            uvicorn_args += ["--ws-per-message-deflate", "false"]
+                        "--no-access-log", "--log-level", "warning",
+                        "--ws-per-message-deflate", "true" if args.ws_deflate else "false"]
         if args.profile_web:
             argv = [sys.executable, "-c", PROFILED_UVICORN, args.profile_web, *uvicorn_args]
         else:
@@ -294,7 +288,7 @@ def main() -> None:
                 cluster.bootstrap, token, "peer", expected, ready, results, args.seconds + 30))
             peer.start()
             ready.wait(60)
-            produce_paced(cluster.bootstrap, token, "peer", args.rate, args.seconds)
+            produce_paced(cluster.bootstrap, token, "peer", args.rate, args.seconds, args.burst)
             latencies = array.array("f")
             latencies.frombytes(results.get(timeout=args.seconds + 60))
             peer.join()
@@ -305,66 +299,28 @@ def main() -> None:
         if not args.skip_latency:
             # 1. Latency at --rate records/s, one subscriber.
             expected = int(args.rate * args.seconds)
-            ready = asyncio.Event()
-
-            async def latency_run() -> Tally:
-                client = asyncio.create_task(
-                    _latency_client(url, "latency", expected, ready, args.seconds + 30)
-                )
-                await ready.wait()
-                cpu.start()
-                producer = ctx.Process(target=produce_paced, args=(
-                    cluster.bootstrap, token, "latency", args.rate, args.seconds))
-                producer.start()
-                result = await client
-                producer.join()
-                return result
-
-            tally = asyncio.run(latency_run())
-            got = len(tally.latencies_ms)
-            print(f"latency: {got} of {expected} records at {args.rate} records/s "
-                  f"({tally.skipped} skipped) in {tally.frames} frames")
-            print(f"  produce-to-websocket ms: {latency_line(tally.latencies_ms)}")
-            print(f"  {cpu.line(got)}")
+            got = read_while_producing(ctx, url, "latency", ["lat"], 1, expected, args, cpu,
+                                       lambda: produce_paced(cluster.bootstrap, token, "latency",
+                                                             args.rate, args.seconds, args.burst))
+            print(f"latency: {got.delivered} of {expected} records at {args.rate} records/s "
+                  f"({got.skipped} skipped) in {got.frames} frames")
+            got.print_latencies()
 
         if not args.skip_fanout:
             # 2. Fan-out to --clients sockets.
             expected = int(args.fanout_rate * args.fanout_seconds)
-            per_proc = args.clients // args.client_procs
-            results = ctx.Queue()
-            readies, procs = [], []
-            for index in range(args.client_procs):
-                event = ctx.Event()
-                proc = ctx.Process(target=_fanout_clients, args=(
-                    url, "fanout", per_proc, expected, event, results, index,
-                    args.fanout_seconds + 60))
-                proc.start()
-                readies.append(event)
-                procs.append(proc)
-            for event in readies:
-                event.wait(120)
-            started = time.monotonic()
-            cpu.start()
-            produce_paced(cluster.bootstrap, token, "fanout", args.fanout_rate,
-                          args.fanout_seconds)
-            answers = [results.get(timeout=args.fanout_seconds + 120) for _ in procs]
-            for proc in procs:
-                proc.join()
-            latencies = array.array("f")
-            for answer in answers:
-                latencies.frombytes(answer[0])
-            delivered = len(latencies)
-            elapsed = max(a[3] for a in answers) or (time.monotonic() - started)
-            skipped = sum(a[1] for a in answers)
-            frames = sum(a[2] for a in answers)
-            clients = per_proc * args.client_procs
-            print(f"fan-out: {clients} clients, {expected} records produced at "
-                  f"{args.fanout_rate}/s: {delivered} delivered in {elapsed:.1f} s = "
-                  f"{delivered / elapsed:,.0f} records/s over all clients "
-                  f"({delivered / (clients * expected):.1%} of all; {skipped} skipped) "
-                  f"in {frames} frames")
-            print(f"  produce-to-websocket ms over all clients: {latency_line(latencies)}")
-            print(f"  {cpu.line(delivered)}")
+            sub_ids = [f"c{n}" for n in range(args.clients)]
+            got = read_while_producing(ctx, url, "fanout", sub_ids, args.client_procs, expected,
+                                       args, cpu,
+                                       lambda: produce_paced(cluster.bootstrap, token, "fanout",
+                                                             args.fanout_rate,
+                                                             args.fanout_seconds, args.burst))
+            print(f"fan-out: {args.clients} clients, {expected} records produced at "
+                  f"{args.fanout_rate}/s: {got.delivered} delivered in {got.elapsed_s:.1f} s = "
+                  f"{got.delivered / got.elapsed_s:,.0f} records/s over all clients "
+                  f"({got.delivered / (args.clients * expected):.1%} of all; {got.skipped} "
+                  f"skipped) in {got.frames} frames")
+            got.print_latencies(" over all clients")
 
 
 if __name__ == "__main__":

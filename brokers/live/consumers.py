@@ -8,8 +8,10 @@ Record bytes never pass through the Channels layer: the consumer has none.
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.sessions import InstanceSessionWrapper
 from django.conf import settings
 
 from brokers.api import wire
@@ -31,6 +33,24 @@ def _setting(name: str, default: int) -> int:
 OUTBOX_RECORDS = _setting("DJAFKA_LIVE_OUTBOX_RECORDS", 10_000)
 OUTBOX_BYTES = _setting("DJAFKA_LIVE_OUTBOX_BYTES", 8 * 1024 * 1024)
 MAX_SUBSCRIPTIONS = _setting("DJAFKA_LIVE_MAX_SUBSCRIPTIONS", 64)
+
+
+def server_send(send: Callable[[dict], Awaitable[None]]) -> Callable[[dict], Awaitable[None]]:
+    """The ASGI server's own ``send`` beneath Channels' session wrapper, for our frames.
+
+    Channels' SessionMiddleware (in AuthMiddlewareStack, for the live page's admin session)
+    wraps ``send`` to save the session and set its cookie when an HTTP response starts. For a
+    websocket frame it does nothing but read the lazy session's ``modified`` and
+    ``is_empty()`` on the way; with Channels' own send layers that was a third of the loop's
+    time per socket at fan-out (measured in-process, uncompressed: 27 µs per socket and batch
+    of 50 records, 19 µs without them). Frames are written after ``accept`` and never touch
+    the session, so they go to the server's ``send`` directly; accept and close still go
+    through Channels. Any other wrapping (a middleware we do not know) is kept.
+    """
+    wrapper = getattr(send, "__self__", None)
+    if isinstance(wrapper, InstanceSessionWrapper) and send == wrapper.send:
+        return wrapper.real_send
+    return send
 
 
 class LiveFeedConsumer(AsyncWebsocketConsumer):
@@ -57,12 +77,13 @@ class LiveFeedConsumer(AsyncWebsocketConsumer):
             self.sender.cancel()
 
     async def _send_frames(self) -> None:
-        send = self.send
+        send = server_send(self.base_send)
+        outbox = self.outbox
         try:
             while True:
-                for text in await self.outbox.take():
-                    await send(text_data=text)
-                self.outbox.confirm_sent()  # a group subscription commits what was sent
+                for text in await outbox.take():
+                    await send({"type": "websocket.send", "text": text})
+                outbox.confirm_sent()  # a group subscription commits what was sent
         except asyncio.CancelledError:
             raise
         except Exception:  # the socket went away: disconnect() cleans up

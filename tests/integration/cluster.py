@@ -126,7 +126,8 @@ class Cluster:
         web = self.spawn(
             "web",
             [sys.executable, "-m", "uvicorn", "djafka.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-access-log"],
+             "--port", str(port), "--no-access-log",
+             "--ws-per-message-deflate", os.environ.get("DJAFKA_WS_DEFLATE", "false")],
         )
         self.base_url = f"http://127.0.0.1:{port}"
         self.ws_url = f"ws://127.0.0.1:{port}/ws/v1/live"
