@@ -1,16 +1,17 @@
 """Benchmark: REST produce and read through one web process, beside Redis Streams.
 
 Run from the repository root: .venv/bin/python bench/rest_bench.py [--records N] [--clients C]
-[--profile]
+[--rounds R] [--profile]
 
 Starts a real cluster (controller and one broker node, SQLite, as tests/integration/cluster.py
 starts it) and one web process (uvicorn, no access log), creates a 3-partition topic with an
 API key, then C concurrent httpx clients POST JSON batches of 1,000 records of 100 bytes
 (string values, keyed) for N records, then N more with JSON object values of about 100 bytes,
-and C clients read them all back over REST (max_records 10,000 per request). In the same run
-redis-py puts the same N records through a Redis Stream on 127.0.0.1:6379 (XADD in pipelines
-of 1,000, XREAD in chunks of 10,000). `--profile` runs the web process under cProfile and
-prints its top functions after the produce phase.
+and redis-py puts the same N records through a Redis Stream on 127.0.0.1:6379 (XADD in
+pipelines of 1,000): R rounds of these three, back to back, then C clients read every record
+back over REST (max_records 10,000 per request) and redis-py reads the stream (XREAD in chunks
+of 10,000). It ends with the medians of the rounds and REST's ratio to XADD. `--profile` runs
+the web process under cProfile and prints its top functions after the produce phase.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import os
 import pstats
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -137,16 +139,21 @@ def rest_read(base: str, token: str, clients: int) -> tuple[int, float]:
     return sum(counts), time.perf_counter() - started
 
 
-def redis_streams(records: int) -> None:
+def redis_client():
+    """redis-py on 127.0.0.1:6379, or None (saying so) when it does not answer."""
     import redis
 
     r = redis.Redis(host="127.0.0.1", port=6379)
     try:
         r.ping()
     except redis.ConnectionError:
-        print("redis on 127.0.0.1:6379 not reachable: skipped")
-        return
-    stream = f"rest-bench-{os.getpid()}"
+        print("redis on 127.0.0.1:6379 not reachable: its rows are skipped")
+        return None
+    return r
+
+
+def xadd(r, stream: str, records: int) -> float:
+    """The same records into a Redis Stream, XADD in pipelines of BATCH: the seconds it took."""
     r.delete(stream)
     started = time.perf_counter()
     for first in range(0, records, BATCH):
@@ -154,7 +161,11 @@ def redis_streams(records: int) -> None:
         for i in range(first, min(first + BATCH, records)):
             pipe.xadd(stream, {"k": f"k{i % 1000}", "v": VALUE})
         pipe.execute()
-    report("redis XADD (pipelines of 1,000)", records, time.perf_counter() - started)
+    return time.perf_counter() - started
+
+
+def xread(r, stream: str, records: int) -> tuple[int, float]:
+    """The stream read back with XREAD of 10,000 at a time: records read and seconds."""
     started = time.perf_counter()
     read, last = 0, "0"
     while read < records:
@@ -162,14 +173,14 @@ def redis_streams(records: int) -> None:
         entries = chunk[0][1]
         read += len(entries)
         last = entries[-1][0]
-    report("redis XREAD (10,000 per call)", read, time.perf_counter() - started)
-    r.delete(stream)
+    return read, time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
@@ -198,14 +209,24 @@ def main() -> None:
               f"one web process, one broker node")
         processes = {"web": web.popen.pid, "broker node": cluster.processes["broker1"].popen.pid,
                      "bench clients": os.getpid()}
-        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
-        seconds = rest_produce(base, token, records, args.clients)
-        report("REST produce (acks=1)", records, seconds)
-        print_cpu(processes, before, seconds)
-        before = {name: cpu_seconds(pid) for name, pid in processes.items()}
-        seconds = rest_produce(base, token, records, args.clients, value_format="json")
-        report("REST produce, JSON object values", records, seconds)
-        print_cpu(processes, before, seconds)
+        # This machine's speed drifts by tens of percent within minutes (shared hosts): each
+        # round runs REST and its peer back to back, and the summary takes the medians.
+        r = redis_client()
+        stream = f"rest-bench-{os.getpid()}"
+        rates: dict[str, list[float]] = {"string": [], "json": [], "xadd": []}
+        for round_no in range(1, args.rounds + 1):
+            print(f"round {round_no} of {args.rounds}")
+            for value_format, label in (("string", "REST produce (acks=1)"),
+                                        ("json", "REST produce, JSON object values")):
+                before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+                seconds = rest_produce(base, token, records, args.clients, value_format)
+                report(label, records, seconds)
+                print_cpu(processes, before, seconds)
+                rates[value_format].append(records / seconds)
+            if r is not None:
+                seconds = xadd(r, stream, records)
+                report("redis XADD (pipelines of 1,000)", records, seconds)
+                rates["xadd"].append(records / seconds)
         before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         read, seconds = rest_read(base, token, args.clients)
         report(f"REST read ({PARTITIONS} partitions, 10k/req)", read, seconds)
@@ -215,7 +236,18 @@ def main() -> None:
             web.popen.wait(30)
             stats = pstats.Stats(str(profile_path))
             stats.sort_stats("tottime").print_stats(25)
-    redis_streams(records)
+    if r is not None:
+        read, seconds = xread(r, stream, records)
+        report("redis XREAD (10,000 per call)", read, seconds)
+        r.delete(stream)
+    print(f"medians of {args.rounds} rounds:")
+    for key, label in (("string", "REST produce"), ("json", "REST produce, JSON values")):
+        median = statistics.median(rates[key])
+        beside = (f" = {median / statistics.median(rates['xadd']):.2f}x redis XADD"
+                  if rates["xadd"] else "")
+        print(f"  {label:<32} {median:>12,.0f} records/s{beside}")
+    if rates["xadd"]:
+        print(f"  {'redis XADD':<32} {statistics.median(rates['xadd']):>12,.0f} records/s")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ is a 404, exactly as a topic that does not exist.
 import time
 from dataclasses import dataclass
 
+import msgspec
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -86,6 +88,9 @@ def produce_target(request: Request, name: str) -> ProduceTarget:
     if settings.DJAFKA_REST_TOPIC_CACHE_S > 0:
         _produce_targets[key] = (time.monotonic() + settings.DJAFKA_REST_TOPIC_CACHE_S, target)
     return target
+
+
+_ANSWER = msgspec.json.Encoder()
 
 
 def wire_error_response(exc: wire.WireError) -> Response:
@@ -199,10 +204,9 @@ class ProduceView(APIView):
             return wire_error_response(exc)
         errors = {r.error for r in results if r.error is not None}
         if not errors and len(to_send) == len(records):
-            # The common answer, every record appended: built in one pass.
-            return Response({"records": [
-                {"partition": r.partition, "offset": r.offset} for r in results
-            ]})
+            # The common answer, every record appended: the results encoded as they are.
+            return HttpResponse(_ANSWER.encode({"records": results}),
+                                content_type="application/json")
         if results and len(to_send) == len(records) and errors <= _REQUEST_WIDE_ERRORS and all(
             r.error for r in results
         ):

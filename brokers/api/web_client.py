@@ -117,10 +117,9 @@ class WebClient:
 
         self._wait(self._submit(tenant, send), timeout_s,
                    f"Not acknowledged within {timeout_s:g} s.")
-        missing = [i for i, result in enumerate(results) if result is None]
-        if missing:  # cannot happen while produce() keeps its promise; never answer a None
+        if None in results:  # cannot happen while produce() keeps its promise; never answer None
             raise KafkaClientError(
-                "UNKNOWN_SERVER_ERROR", f"{len(missing)} record(s) got no answer."
+                "UNKNOWN_SERVER_ERROR", f"{results.count(None)} record(s) got no answer."
             )
         return results  # type: ignore[return-value]
 

@@ -171,7 +171,7 @@ def test_record_over_max_message_bytes_gets_its_own_error(api, tenant, sent):
 def test_request_wide_kafka_errors_answer_their_status(api, orders, monkeypatch):
     def timing_out(tenant, topic, records, acks, **_limits):
         return [
-            wire.ProduceResult(error="REQUEST_TIMED_OUT", message="Local: Message timed out")
+            wire.ProduceResult(None, None, "REQUEST_TIMED_OUT", "Local: Message timed out")
             for _ in records
         ]
 
