@@ -16,17 +16,15 @@ from kafka.partitioner.default import murmur2
 
 from brokers.api.kafka_client import Credentials, KafkaClientError, partition_for_key
 from brokers.api.web_client import WebClient
-from tests.integration.cluster import running_cluster
 from tests.integration.conftest import free_port
-from tests.integration.web_client_support import create_topic, record, web_client
+from tests.integration.web_client_support import create_topic, keyed_cluster, record, web_client
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with running_cluster(tmp_path_factory.mktemp("web-producer"), broker_count=2) as cluster:
-        cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
+    with keyed_cluster(tmp_path_factory.mktemp("web-producer")) as cluster:
         yield cluster
 
 

@@ -24,9 +24,8 @@ from brokers.api.kafka_reader import (
     OffsetOutOfRangeError,
     StartAt,
 )
-from tests.integration.cluster import running_cluster
 from tests.integration.conftest import wait_for
-from tests.integration.web_client_support import create_topic, record, web_client
+from tests.integration.web_client_support import create_topic, keyed_cluster, record, web_client
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +34,7 @@ T0 = 1_700_000_000_000
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with running_cluster(tmp_path_factory.mktemp("web-reader"), broker_count=2) as cluster:
-        cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
+    with keyed_cluster(tmp_path_factory.mktemp("web-reader")) as cluster:
         yield cluster
 
 

@@ -3,14 +3,23 @@ logged in with a tenant's API key, topics made with a Kafka admin client, record
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from brokers.api.kafka_client import Credentials
 from brokers.api.web_client import WebClient
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, running_cluster
 from tests.integration.conftest import wait_for
+
+
+@contextmanager
+def keyed_cluster(folder: Path) -> Iterator[Cluster]:
+    """Two broker nodes and an API key of tenant ``acme`` as ``cluster.token``."""
+    with running_cluster(folder, broker_count=2) as cluster:
+        cluster.token = cluster.manage("issue_api_key", "acme", "--create").strip()
+        yield cluster
 
 
 def addresses(cluster: Cluster) -> list[tuple[str, int]]:
