@@ -4,7 +4,8 @@ msgspec decodes a body straight into typed records: its JSON parser checks every
 range, unknown names) as it reads, keeps a ``json``-format key or value as the JSON text it was
 given (``msgspec.Raw``: never built into Python objects and serialized again), and decodes
 ``base64`` itself. What is left in Python is one short pass: text to UTF-8, JSON ``null`` to a
-null key or value, headers to (name, bytes) pairs, partitions against the topic's count.
+null key or value, JSON keys made compact (a key's bytes decide its partition), headers to
+(name, bytes) pairs, partitions against the topic's count.
 
 A body msgspec refuses is checked again by record_format.check_produce_body, which says what is
 wrong with each field in DRF's error shape (a 400). The two accept the same bodies (a
@@ -20,7 +21,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-import orjson
 
 from brokers.api.record_format import (
     ACKS,
@@ -28,6 +28,7 @@ from brokers.api.record_format import (
     InvalidRecords,
     TooManyRecords,
     check_produce_body,
+    compact_json,
 )
 
 __all__ = ("decode_good_body", "parse_produce_request")
@@ -90,9 +91,15 @@ def parse_produce_request(
     if decoded is not None:
         return decoded
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
         raise InvalidRecords({"non_field_errors": [f"Not valid JSON: {exc}"]}) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidRecords({"non_field_errors": [
+            f"Not valid JSON: not UTF-8 text (byte {exc.start})."
+        ]}) from None
+    except RecursionError:
+        raise InvalidRecords({"non_field_errors": ["Not valid JSON: nested too deeply."]}) from None
     return check_produce_body(body, partition_count, max_records)
 
 
@@ -101,25 +108,41 @@ def decode_good_body(
 ) -> tuple[list[Any], str] | None:
     """The records of a good body; None for anything msgspec or the checks below refuse."""
     try:
+        # msgspec checks UTF-8 in the strings it decodes, not in the JSON text it keeps.
+        raw.decode()
         envelope = _ENVELOPE.decode(raw)
         decoder = _RECORDS.get((envelope.key_format, envelope.value_format))
         if decoder is None or not envelope.records:
             return None
         records = decoder.decode(envelope.records)
-    except msgspec.DecodeError:  # ValidationError included
+        if not records:
+            return None
+        if len(records) > max_records:
+            raise TooManyRecords(len(records), max_records)
+        if not _to_wire(records, envelope.key_format, envelope.value_format, partition_count):
+            return None
+    # DecodeError (ValidationError included), UnicodeError (a ValueError), and a JSON value
+    # nested deeper than the parser goes: the checked path says what is wrong.
+    except (msgspec.DecodeError, ValueError, RecursionError):
         return None
-    if not records:
-        return None
-    if len(records) > max_records:
-        raise TooManyRecords(len(records), max_records)
-    key_format, value_format = envelope.key_format, envelope.value_format
+    return records, ACKS[envelope.acks]
+
+
+def _to_wire(records: list[Any], key_format: str, value_format: str,
+             partition_count: int) -> bool:
+    """Keys and values as bytes, headers as (name, bytes) pairs, in place; False for a
+    partition the topic does not have."""
     for record in records:
         key, value = record.key, record.value
         if key is not None:
             if key_format == "string":
                 record.key = key.encode()
             elif key_format == "json":
-                record.key = None if key == _JSON_NULL or not key else bytes(key)
+                # A key decides the partition and what compaction keeps: the same key must be
+                # the same bytes however a client spaced or escaped it, so keys are made
+                # compact (values are kept as given).
+                record.key = (None if key == _JSON_NULL or not key
+                              else compact_json(msgspec.json.decode(key)))
         if value is not None:
             if value_format == "string":
                 record.value = value.encode()
@@ -129,5 +152,5 @@ def decode_good_body(
             pairs = record.headers.items() if type(record.headers) is dict else record.headers
             record.headers = [(n, None if v is None else v.encode()) for n, v in pairs]
         if record.partition is not None and record.partition >= partition_count:
-            return None
-    return records, ACKS[envelope.acks]
+            return False
+    return True

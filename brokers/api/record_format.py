@@ -7,8 +7,8 @@ produce_decoder.py; the ones it refuses come here to be told what is wrong.
 Formats, for keys and values alike:
 
 - ``string``: a JSON string, sent as its UTF-8 bytes (answered: the bytes decoded as UTF-8).
-- ``json``: any JSON value, sent as its JSON text as the body gave it (answered: the bytes
-  parsed as JSON).
+- ``json``: any JSON value. A value is sent as its JSON text as the body gave it, a key as
+  compact JSON (a key's bytes decide its partition; answered: the bytes parsed as JSON).
 - ``base64``: a JSON string holding base64, sent as the decoded bytes (answered: base64).
 
 ``null`` is always a null key or value (a tombstone), never the JSON text ``null``. When a
@@ -21,6 +21,7 @@ import base64
 import binascii
 from typing import Any
 
+import msgspec
 import orjson
 
 from brokers.api.kafka_reader import FetchedRecord
@@ -79,12 +80,19 @@ def _encode_string(data: Any) -> bytes | None:
     raise ValueError("Give a string (or null) in format 'string'.")
 
 
+def compact_json(data: Any) -> bytes:
+    """``data`` as compact JSON: how a JSON key is sent, so equal keys are equal bytes.
+
+    msgspec, as the produce body's parser: integers of any size stay exact (orjson reads those
+    beyond 64 bits as floats), and its output is sized to fit (orjson's keeps its buffer's
+    spare capacity, which held per record cost 2 µs instead of 0.2).
+    """
+    return msgspec.json.encode(data)
+
+
 def _encode_json(data: Any) -> bytes | None:
     # Here the text as given is gone (parsed): the same value, as compact JSON.
-    # orjson's answer keeps the spare capacity of its output buffer: kept alive (as a record's
-    # value is until it is sent), each costs a fresh allocation. A right-sized copy frees that
-    # buffer for the next call (measured: 0.2 µs a record instead of 2 µs).
-    return None if data is None else bytes(memoryview(orjson.dumps(data)))
+    return None if data is None else compact_json(data)
 
 
 def _encode_base64(data: Any) -> bytes | None:
@@ -171,7 +179,8 @@ def check_produce_body(
     for field, fmt in (("key_format", key_format), ("value_format", value_format)):
         if fmt not in FORMATS:
             errors[field] = [f"Give one of {', '.join(FORMATS)}."]
-    acks = ACKS.get(body.get("acks", 1)) if not isinstance(body.get("acks"), bool) else None
+    # Exactly the ints and strings ACKS names: not True (an int) nor 1.0 (equal to 1).
+    acks = ACKS.get(body.get("acks", 1)) if type(body.get("acks", 1)) in (int, str) else None
     if acks is None:
         errors["acks"] = ['Give 0, 1 or "all".']
     items = body.get("records")

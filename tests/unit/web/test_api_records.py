@@ -133,11 +133,17 @@ def test_unknown_record_fields_are_named(api, orders, sent):
     assert "'hdrs', 'partiton'" in message and "partition" in message
 
 
-def test_malformed_json_is_a_400(api, orders, sent):
-    response = api.post(
-        "/api/v1/topics/orders/records", b"{not json", content_type="application/json"
-    )
+@pytest.mark.parametrize("body", [
+    b"{not json",
+    b'{"value_format": "string", "records": [{"value": "\xff"}]}',  # not UTF-8
+    b'{"records": [{"value": {"a": "\xff"}}]}',  # not UTF-8 inside a JSON value
+    b'{"records": [{"value": ' + b"[" * 3000 + b"]" * 3000 + b"}]}",  # nested too deeply
+])
+def test_malformed_json_is_a_400_that_says_so(api, orders, sent, body):
+    response = api.post("/api/v1/topics/orders/records", body, content_type="application/json")
     assert response.status_code == 400
+    assert response.json()["non_field_errors"][0].startswith("Not valid JSON")
+    assert sent == []
 
 
 def test_too_many_records_is_a_413(api, orders, sent, settings):
@@ -217,6 +223,8 @@ def test_no_key_is_a_401(orders):
         "from=earliest&timeout_ms=999999",
         "from=earliest&value_format=xml",
         "from=earliest&max_bytes=0",
+        "offset=9223372036854775808",  # beyond Kafka's int64 offsets
+        "timestamp=99999999999999999999",
     ],
 )
 def test_bad_read_queries_are_a_400(api, orders, query):

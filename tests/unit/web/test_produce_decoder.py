@@ -4,7 +4,9 @@ No Django: the decoder is plain Python over bytes.
 """
 
 import base64
+import json
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -32,6 +34,17 @@ def test_json_values_are_sent_as_the_json_text_given():
     assert record.value == b'{"total" : 12, "items": [1, 2]}'
     assert record.key == b"k"
     assert acks == "1"
+
+
+def test_json_keys_are_the_same_bytes_however_a_client_spaced_or_escaped_them():
+    spellings = [b'{"id": 1, "region": "eu"}', b'{"id":1,"region":"eu"}',
+                 b'{ "\\u0069d" : 1 ,\n "region":"\\u0065u"}']
+    keys = set()
+    for key in spellings:
+        raw = b'{"key_format": "json", "records": [{"key": %s, "value": 1}]}' % key
+        (record,), _ = decode(raw)
+        keys.add(record.key)
+    assert keys == {b'{"id":1,"region":"eu"}'}
 
 
 def test_null_and_missing_keys_and_values_are_null_in_every_format():
@@ -82,6 +95,10 @@ def test_a_bad_record_is_a_field_error_at_its_index(body, field, message):
 
 @pytest.mark.parametrize(("raw", "field"), [
     (b"not json", "non_field_errors"),
+    (b'{"value_format": "string", "records": [{"value": "\xff"}]}', "non_field_errors"),
+    (b'{"records": [{"value": {"a": "\xff"}}]}', "non_field_errors"),
+    (b'{"records": [{"value": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", "non_field_errors"),
+    (b'{"records": [{}], "acks": 1.0}', "acks"),
     (b"[1, 2]", "non_field_errors"),
     (b'{"records": []}', "records"),
     (b'{"records": 7}', "records"),
@@ -93,6 +110,12 @@ def test_a_bad_body_is_a_400_saying_what_is_wrong(raw, field):
     with pytest.raises(InvalidRecords) as caught:
         decode(raw)
     assert field in caught.value.errors
+
+
+def test_integers_beyond_64_bits_stay_exact():
+    raw = b'{"key_format": "json", "records": [{"key": 18446744073709551616, "value": [1e100]}]}'
+    (record,), _ = decode(raw)
+    assert (record.key, record.value) == (b"18446744073709551616", b"[1e100]")
 
 
 def test_more_records_than_a_request_may_carry_is_too_many():
@@ -115,7 +138,7 @@ records = st.dictionaries(
     field_values | st.dictionaries(st.text(max_size=3), st.none() | st.text(max_size=3),
                                    max_size=2)
     | st.lists(st.lists(st.none() | st.text(max_size=3), min_size=2, max_size=2), max_size=2)
-    | st.integers(-1, 2**64 - 1),  # orjson, the checked path's parser, stops at 64 bits
+    | st.integers(-1, 2**70),
     max_size=4,
 )
 bodies = st.fixed_dictionaries(
@@ -126,13 +149,21 @@ bodies = st.fixed_dictionaries(
 )
 
 
+# How a client may write the same body: compact, escaped to ASCII, indented.
+writers = st.sampled_from([
+    msgspec.json.encode,
+    lambda body: json.dumps(body).encode(),
+    lambda body: json.dumps(body, indent=1, ensure_ascii=False).encode(),
+])
+
+
 @settings(max_examples=400, deadline=None)
-@given(bodies)
-def test_msgspec_and_the_field_checks_accept_the_same_bodies_alike(body):
-    raw = orjson.dumps(body)
+@given(bodies, writers)
+def test_msgspec_and_the_field_checks_accept_the_same_bodies_alike(body, write):
+    raw = write(body)
     fast = decode_good_body(raw, PARTITIONS, 100)
     try:
-        checked = check_produce_body(orjson.loads(raw), PARTITIONS, 100)
+        checked = check_produce_body(msgspec.json.decode(raw), PARTITIONS, 100)
     except InvalidRecords:
         checked = None
     assert (fast is None) == (checked is None), (body, fast, checked)
@@ -141,12 +172,11 @@ def test_msgspec_and_the_field_checks_accept_the_same_bodies_alike(body):
     (fast_records, fast_acks), (checked_records, checked_acks) = fast, checked
     assert fast_acks == checked_acks
     value_is_json = body.get("value_format", "json") == "json"
-    key_is_json = body.get("key_format", "string") == "json"
     for mine, theirs in zip(fast_records, checked_records, strict=True):
-        for name, is_json in (("key", key_is_json), ("value", value_is_json)):
-            a, b = getattr(mine, name), getattr(theirs, name)
-            # JSON text may differ in spacing only: the same value.
-            assert (orjson.loads(a) if is_json and a else a) == (
-                orjson.loads(b) if is_json and b else b)
+        assert mine.key == theirs.key  # byte for byte: a key's bytes decide its partition
+        # A JSON value is kept as the client wrote it: the same value, maybe spaced otherwise.
+        a, b = mine.value, theirs.value
+        assert (orjson.loads(a) if value_is_json and a else a) == (
+            orjson.loads(b) if value_is_json and b else b)
         assert mine.headers == theirs.headers
         assert (mine.timestamp_ms, mine.partition) == (theirs.timestamp_ms, theirs.partition)
