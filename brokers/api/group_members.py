@@ -16,8 +16,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from brokers.api import wire
+from brokers.api.long_polls import allowed_wait_ms
 from brokers.api.record_format import FORMATS, record_answer
-from brokers.api.record_schemas import FORMAT_HELP, ErrorSerializer, FetchedRecordSerializer
+from brokers.api.record_schemas import (
+    FORMAT_HELP,
+    INT32_MAX,
+    INT64_MAX,
+    ErrorSerializer,
+    FetchedRecordSerializer,
+)
 from brokers.api.records import wire_error_response
 from brokers.api.renderers import OrjsonRenderer
 from brokers.api.rest_members import (
@@ -115,9 +122,10 @@ class PollResponseSerializer(serializers.Serializer):
 
 class OffsetSerializer(serializers.Serializer):
     topic = serializers.CharField()
-    partition = serializers.IntegerField(min_value=0)
+    partition = serializers.IntegerField(min_value=0, max_value=INT32_MAX)
     offset = serializers.IntegerField(
-        min_value=0, help_text="The next offset to read: the last processed offset + 1."
+        min_value=0, max_value=INT64_MAX,
+        help_text="The next offset to read: the last processed offset + 1.",
     )
 
 
@@ -263,7 +271,8 @@ class MemberRecordsView(APIView):
         query.is_valid(raise_exception=True)
         q = query.validated_data
         try:
-            polled = registry.poll(member, q["max_records"], q["max_bytes"], q["timeout_ms"])
+            with allowed_wait_ms(q["timeout_ms"]) as wait_ms:
+                polled = registry.poll(member, q["max_records"], q["max_bytes"], wait_ms)
         except UnknownMember:
             raise NotFound(f"Member '{member_id}' of group '{group_id}' does not exist.") from None
         except MemberBusy as exc:

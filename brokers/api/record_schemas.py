@@ -10,9 +10,13 @@ from rest_framework import serializers
 from brokers.api.record_format import FORMATS
 
 FORMAT_HELP = (
-    "string: UTF-8 text; json: any JSON value, sent as its JSON text; base64: raw bytes. "
+    "string: UTF-8 text; json: any JSON value, sent as its JSON text (a key as compact JSON); "
+    "base64: raw bytes. "
     "null is always a null key or value (a tombstone)."
 )
+# Kafka's offsets and timestamps are int64, partitions int32.
+INT64_MAX = (1 << 63) - 1
+INT32_MAX = (1 << 31) - 1
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -56,10 +60,11 @@ class ProduceResponseSerializer(serializers.Serializer):
 class ReadQuerySerializer(serializers.Serializer):
     """Where a read starts (exactly one of offset, from, timestamp) and how much it takes."""
 
-    offset = serializers.IntegerField(required=False, min_value=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=INT64_MAX)
     # "from" is a Python keyword: the field is declared under it below.
     timestamp = serializers.IntegerField(
-        required=False, min_value=0, help_text="Start at the first record at or after it (ms)."
+        required=False, min_value=0, max_value=INT64_MAX,
+        help_text="Start at the first record at or after it (ms).",
     )
     max_records = serializers.IntegerField(default=500, min_value=1, max_value=10_000)
     max_bytes = serializers.IntegerField(

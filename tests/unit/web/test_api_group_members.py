@@ -206,8 +206,9 @@ def test_bad_poll_and_commit_input_is_400_or_404(api, orders, consumers, setting
     too_long = settings.DJAFKA_REST_MAX_POLL_TIMEOUT_MS + 1
     assert api.get(f"{base}/records", {"timeout_ms": too_long}).status_code == 400
     assert api.get(f"{base}/records", {"max_records": 0}).status_code == 400
-    bad = {"offsets": [{"topic": "orders", "partition": 0, "offset": -1}]}
-    assert api.post(f"{base}/offsets", bad, format="json").status_code == 400
+    for offset, partition in ((-1, 0), (1 << 63, 0), (1, 1 << 31)):  # Kafka's int64 and int32
+        bad = {"offsets": [{"topic": "orders", "partition": partition, "offset": offset}]}
+        assert api.post(f"{base}/offsets", bad, format="json").status_code == 400
     beyond = {"offsets": [{"topic": "orders", "partition": 2, "offset": 1}]}
     assert api.post(f"{base}/offsets", beyond, format="json").status_code == 404
     unknown = {"offsets": [{"topic": "nope", "partition": 0, "offset": 1}]}
