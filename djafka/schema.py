@@ -13,27 +13,33 @@ from rest_framework.response import Response
 
 
 class SchemaView(SpectacularAPIView):
-    """The schema, generated once per process and language, under a lock.
+    """The schema, generated one at a time, and once per process in the site's languages.
 
     drf-spectacular's generator keeps its state in globals: two generations at once (first
     requests arriving together on a threaded server) fail with a 500
-    (tfranzel/drf-spectacular#1123). The schema is public and depends only on the code, so
-    one generation serves every later request.
+    (tfranzel/drf-spectacular#1123). The schema is public and depends only on the code (the
+    API is not versioned), so one generation serves every later request. Only the site's own
+    languages are kept: anyone may ask ``?lang=`` anything.
     """
 
     _lock = threading.Lock()
-    _generated: dict[tuple[Any, str | None], Any] = {}
+    _generated: dict[str, Any] = {}
 
     def _get_schema_response(self, request: Request) -> Response:
-        version = self.api_version or request.version or self._get_version_parameter(request)
-        key = (version, translation.get_language())
+        try:
+            language = translation.get_supported_language_variant(translation.get_language())
+        except LookupError:
+            language = None
         with self._lock:
-            if key not in self._generated:
-                self._generated[key] = super()._get_schema_response(request).data
+            schema = self._generated.get(language) if language else None
+            if schema is None:
+                schema = super()._get_schema_response(request).data
+                if language:
+                    self._generated[language] = schema
         return Response(
-            data=self._generated[key],
+            data=schema,
             headers={"Content-Disposition":
-                     f'inline; filename="{self._get_filename(request, version)}"'},
+                     f'inline; filename="{self._get_filename(request, None)}"'},
         )
 
 

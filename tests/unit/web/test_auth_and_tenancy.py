@@ -182,3 +182,14 @@ def test_openapi_schema_is_valid_without_warnings_and_documents_the_key(tmp_path
     }
     produce = schema["paths"]["/api/v1/topics/{name}/records/"]["post"]
     assert {"apiKey": []} in produce["security"]
+
+
+def test_the_schema_is_kept_once_whatever_version_or_language_is_asked(db):
+    from djafka.schema import SchemaView
+
+    SchemaView._generated.clear()
+    client = APIClient()
+    for query in ("", "?version=v1", "?version=v2", "?lang=xx-nonsense", "?lang=yy"):
+        assert client.get(f"/api/schema/{query}").status_code == 200
+    # Unchecked query values must not each keep a schema (anyone may ask for one).
+    assert list(SchemaView._generated) == ["en"]
