@@ -38,23 +38,8 @@ def test_a_view_is_answered_with_its_content_and_headers(handler):
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_streaming_response_is_sent_whole(handler):
-    # whitenoise serves static files as streaming FileResponses.
-    from django.contrib.staticfiles import finders
-
-    with open(finders.find("admin/css/base.css"), "rb") as f:
-        expected = f.read()
-    (answer,) = get(handler, "/static/admin/css/base.css")
-    assert answer.status_code == 200
-    assert answer.content == expected
-
-
-def test_unknown_paths_are_404s_not_errors(handler):
-    (answer,) = get(handler, "/no/such/page/")
-    assert answer.status_code == 404
-
-
-def test_request_signals_fire_once_each_on_the_serving_thread(handler):
+def record_request_signals() -> tuple[list[tuple[str, str]], object]:
+    """(event, thread name) of each request_started/finished from now, and an undo."""
     seen: list[tuple[str, str]] = []
 
     def started(**_kwargs):
@@ -65,11 +50,46 @@ def test_request_signals_fire_once_each_on_the_serving_thread(handler):
 
     signals.request_started.connect(started)
     signals.request_finished.connect(finished)
+
+    def undo() -> None:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+
+    return seen, undo
+
+
+def test_a_streaming_response_is_read_and_closed_on_its_requests_thread(handler, recwarn):
+    # whitenoise serves static files as streaming FileResponses; this one is several chunks.
+    from django.contrib.staticfiles import finders
+
+    path = "admin/js/vendor/jquery/jquery.js"
+    with open(finders.find(path), "rb") as f:
+        expected = f.read()
+    assert len(expected) > 3 * handler.chunk_size
+    seen, undo = record_request_signals()
+    try:
+        (answer,) = get(handler, f"/static/{path}")
+    finally:
+        undo()
+    assert answer.status_code == 200
+    assert answer.content == expected
+    assert [event for event, _ in seen] == ["started", "finished"]
+    assert seen[0][1] == seen[1][1] and seen[0][1].startswith("djafka-http")
+    # Not Django's async path, which reads a sync iterator whole into memory and says so.
+    assert not [w for w in recwarn if "consume synchronous iterators" in str(w.message)]
+
+
+def test_unknown_paths_are_404s_not_errors(handler):
+    (answer,) = get(handler, "/no/such/page/")
+    assert answer.status_code == 404
+
+
+def test_request_signals_fire_once_each_on_the_serving_thread(handler):
+    seen, undo = record_request_signals()
     try:
         get(handler, "/api/schema/")
     finally:
-        signals.request_started.disconnect(started)
-        signals.request_finished.disconnect(finished)
+        undo()
     assert [event for event, _ in seen] == ["started", "finished"]
     # request_finished closes database connections: it must run where the request ran.
     assert seen[0][1] == seen[1][1]
