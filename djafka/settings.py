@@ -279,6 +279,11 @@ DJAFKA_REST_MAX_REQUEST_BYTES = int(
 # Threads serving the web tier's HTTP requests (djafka/asgi_handler.py): a request holds one
 # while its view runs, a REST long poll for its wait; requests beyond them queue.
 DJAFKA_WEB_THREADS = int(os.environ.get("DJAFKA_WEB_THREADS", "256"))
+# Of those, how many may wait in REST long polls at once; past it a long poll answers at once
+# (brokers/api/long_polls.py), so waiting readers never hold every thread.
+DJAFKA_WEB_LONG_POLLS = int(
+    os.environ.get("DJAFKA_WEB_LONG_POLLS", str(max(1, DJAFKA_WEB_THREADS // 2)))
+)
 DJAFKA_REST_PRODUCE_TIMEOUT_MS = int(os.environ.get("DJAFKA_REST_PRODUCE_TIMEOUT_MS", "30000"))
 # How long a web process trusts what it read of a topic for producing (0: read it every time).
 DJAFKA_REST_TOPIC_CACHE_S = float(os.environ.get("DJAFKA_REST_TOPIC_CACHE_S", "1"))

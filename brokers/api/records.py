@@ -1,8 +1,8 @@
 """REST records: produce to a topic, read a partition from an offset, a partition's offsets.
 
-Thin views: the body is checked by record_format, the records travel over wire (the Kafka
-protocol to the partition leaders). A tenant sees only its own topics: another tenant's topic
-is a 404, exactly as a topic that does not exist.
+Thin views: the body is decoded by produce_decoder (record_format says what is wrong with a bad
+one), the records travel over wire (the Kafka protocol to the partition leaders). A tenant sees
+only its own topics: another tenant's topic is a 404, exactly as a topic that does not exist.
 """
 
 import time
@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from brokers.api import wire
+from brokers.api.long_polls import allowed_wait_ms
 from brokers.api.produce_decoder import parse_produce_request
 from brokers.api.record_format import (
     InvalidRecords,
@@ -270,10 +271,11 @@ class PartitionRecordsView(APIView):
             offset=q.get("offset"), position=q.get("from"), timestamp_ms=q.get("timestamp")
         )
         try:
-            fetched = wire.fetch(
-                topic.tenant.name, topic.name, partition, start,
-                q["max_records"], q["max_bytes"], q["timeout_ms"],
-            )
+            with allowed_wait_ms(q["timeout_ms"]) as wait_ms:
+                fetched = wire.fetch(
+                    topic.tenant.name, topic.name, partition, start,
+                    q["max_records"], q["max_bytes"], wait_ms,
+                )
         except wire.WireError as exc:
             return wire_error_response(exc)
         key_format, value_format = q["key_format"], q["value_format"]
