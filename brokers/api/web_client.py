@@ -19,13 +19,9 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from brokers.api import kafka_reader
-from brokers.api.kafka_client import (
-    Credentials,
-    KafkaClientError,
-    ProduceResult,
-    TenantCluster,
-)
+from brokers.api import kafka_producer, kafka_reader
+from brokers.api.kafka_client import Credentials, KafkaClientError, TenantCluster
+from brokers.api.kafka_producer import ProduceResult
 from brokers.api.produce_batches import build_partition_batches
 
 __all__ = ("WebClient",)
@@ -113,7 +109,7 @@ class WebClient:
         deadline = time.monotonic() + timeout_s
 
         async def send(cluster: TenantCluster) -> None:
-            await cluster.produce(topic, shares, acks, deadline, results)
+            await kafka_producer.produce(cluster, topic, shares, acks, deadline, results)
 
         self._wait(self._submit(tenant, send), timeout_s,
                    f"Not acknowledged within {timeout_s:g} s.")

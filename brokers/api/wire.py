@@ -4,8 +4,9 @@ Record bytes go from the web process to the partition leaders over the same wire
 Kafka client speaks (never through Celery or the database). Producing and reading go through
 our own client (web_client.py): a REST request is already a batch, so its records become one
 RecordBatch per partition on the calling thread and go to the leaders as Produce requests,
-partitioned with murmur2 as Java's client does (kafka_client.py); a read is a Fetch from the
-leader, with long poll, and ListOffsets where a start is not an offset (kafka_reader.py).
+partitioned with murmur2 as Java's client does (produce_batches.py, kafka_producer.py); a
+read is a Fetch from the leader, with long poll, and ListOffsets where a start is not an
+offset (kafka_reader.py).
 Live tails and group members stay librdkafka Consumers (``live_consumer``, ``client_config``).
 
 The web tier logs in with SASL/PLAIN as ``internal_credentials(tenant)``: it never holds a
@@ -20,7 +21,7 @@ from channels.db import DatabaseSyncToAsync
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from django.conf import settings
 
-from brokers.api import kafka_client, kafka_reader, produce_batches
+from brokers.api import kafka_client, kafka_producer, kafka_reader, produce_batches
 from brokers.api.web_client import WebClient
 from brokers.models import Broker
 from djafka.internal_auth import internal_credentials
@@ -127,7 +128,7 @@ def client_config(tenant: str) -> dict:
 
 
 OutgoingRecord = produce_batches.OutgoingRecord
-ProduceResult = kafka_client.ProduceResult
+ProduceResult = kafka_producer.ProduceResult
 
 
 def _bootstrap_addresses() -> list[tuple[str, int]]:

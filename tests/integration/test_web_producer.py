@@ -14,7 +14,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka.partitioner.default import murmur2
 
-from brokers.api.kafka_client import Credentials, KafkaClientError, partition_for_key
+from brokers.api.kafka_client import Credentials, KafkaClientError
+from brokers.api.produce_batches import partition_for_key
 from brokers.api.web_client import WebClient
 from tests.integration.conftest import free_port
 from tests.integration.web_client_support import create_topic, keyed_cluster, record, web_client
