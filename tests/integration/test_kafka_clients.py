@@ -96,12 +96,13 @@ def test_kafka_python(cluster):
     common = sasl_kafka_python(cluster)
     admin = KafkaAdminClient(**common)
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    # Other broker nodes learn of the topic within their metadata poll (200 ms).
-    wait_for(lambda: len(admin.describe_topics([topic])[0]["partitions"]) == PARTITIONS, 5)
     admin.close()
+    wait_until_every_node_knows(cluster, topic)
 
     for codec, numbers in chunks():
-        producer = KafkaProducer(**common, acks=1, linger_ms=5, compression_type=codec)
+        # kafka-python's default producer: idempotent (acks=all, which is acks=1 here until
+        # replication), the setting under which Kafka keeps order across retries.
+        producer = KafkaProducer(**common, linger_ms=5, compression_type=codec)
         futures = []
         for i in numbers:
             key, value, ts = record(i)
