@@ -85,9 +85,7 @@ class TenantCluster:
             return await asyncio.shield(waiting)
         waiting = self._connecting[key] = asyncio.get_running_loop().create_future()
         try:
-            connection = KafkaConnection(*address, self._client_id)
-            await connection.open(self._credentials.username, self._credentials.password,
-                                  deadline)
+            connection = await self._open(address, deadline)
         except BaseException as exc:
             waiting.set_exception(exc)
             waiting.exception()  # retrieved: only the waiters care
@@ -171,7 +169,12 @@ class TenantCluster:
             connection = idle.pop()
             if not connection.closed:
                 return connection
-        connection = KafkaConnection(*self._node(node_id), self._client_id)
+        return await self._open(self._node(node_id), deadline)
+
+    async def _open(self, address: tuple[str, int], deadline: float) -> KafkaConnection:
+        """A new connection to ``address``, logged in as the tenant; closed if that fails
+        (a login that timed out or was cancelled would leave its socket open)."""
+        connection = KafkaConnection(*address, self._client_id)
         try:
             await connection.open(self._credentials.username, self._credentials.password,
                                   deadline)

@@ -1,6 +1,6 @@
 """The web process's Kafka client: one event loop on a thread of its own for every tenant.
 
-Django's views are synchronous: they hand the loop a produce (kafka_client.py) or a read
+Django's views are synchronous: they hand the loop a produce (kafka_producer.py) or a read
 (kafka_reader.py) and wait for its answer. A websocket consumer, itself on an event loop,
 awaits the same work through ``asyncio.wrap_future`` instead, so no thread waits for it.
 A tenant's leaders and connections (a TenantCluster) live on the loop and serve both.
